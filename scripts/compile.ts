@@ -1,0 +1,39 @@
+/**
+ * `deno task compile`: builds the single `plugsconc` executable with `deno compile`.
+ *
+ * `deno compile` downloads a runtime (`denort`) from the Deno site on first use. On a
+ * machine that cannot reach it, this script says so in one clear line instead of a long
+ * network error, and exits 1.
+ *
+ * @module
+ */
+const target = Deno.args[0]; // optional --target triple, e.g. x86_64-unknown-linux-gnu
+const output = "dist/plugsconc" + (Deno.build.os === "windows" ? ".exe" : "");
+const args = [
+  "compile",
+  "-A",
+  "--no-check",
+  "--include",
+  "src/sdk/",
+  "--output",
+  output,
+  ...(target ? ["--target", target] : []),
+  "main.ts",
+];
+const child = new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "piped" })
+  .spawn();
+const result = await child.output();
+const stderr = new TextDecoder().decode(result.stderr);
+if (!result.success) {
+  if (/denort|dl\.deno\.land|download|dns|connect|network|tcp/i.test(stderr)) {
+    console.error(
+      "deno compile needs to download its runtime (denort) from the Deno site, and this " +
+        "machine cannot reach it. Run `deno task compile` on a machine that is online (the " +
+        "runtime is cached afterwards), or set DENORT_BIN to a local denort binary.",
+    );
+  } else {
+    console.error(stderr);
+  }
+  Deno.exit(1);
+}
+console.log(`built ${output}`);

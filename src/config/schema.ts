@@ -1,0 +1,211 @@
+import { z } from "zod";
+
+/** Log levels, lowest first (LogTape's names). */
+export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+
+/** `host:port` with a port; IPv6 hosts in brackets. */
+const listenAddress = z.string().regex(
+  /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/,
+  "expected host:port, e.g. 127.0.0.1:8787",
+);
+
+const AppSchema = z.strictObject({
+  /** Shown in logs and `run`. */
+  name: z.string().min(1).default("plugsconc"),
+  /** Free text, e.g. `production`. */
+  environment: z.string().default("development"),
+  /** How long `run` waits for plugins to stop on Ctrl-C before killing them. */
+  shutdown_timeout_ms: positiveInt.default(10_000),
+}).describe("Host identity and shutdown.");
+
+const DirsSchema = z.strictObject({
+  /** Folder scanned for plugin folders (each with a manifest.yaml). */
+  plugins: z.string().min(1).default("./plugins"),
+  /** Host data: per-plugin DATA_DIRs, the log database, caches. */
+  data: z.string().min(1).default("./data"),
+}).describe("Folders; relative paths resolve against the config file's folder.");
+
+const FileLogSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Log file; relative to the config file's folder. */
+  path: z.string().min(1).default("./data/logs/plugsconc.log"),
+  /** `size`: rotate at max_size_mb keeping max_backups; `daily`/`hourly`: one file per period. */
+  rotate: z.enum(["size", "daily", "hourly"]).default("size"),
+  max_size_mb: z.number().positive().max(10_240).default(10),
+  max_backups: z.number().int().min(1).max(1000).default(5),
+  /** Only for time rotation: delete files older than this (0 = keep all). */
+  max_age_days: nonNegativeInt.default(0),
+  format: z.enum(["json", "text"]).default("json"),
+});
+
+const StoreLogSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** SQLite file; relative to dirs.data. */
+  db_file: z.string().min(1).default("logs.db"),
+  queue_size: positiveInt.default(10_000),
+  batch_size: positiveInt.default(1_000),
+  flush_interval_ms: positiveInt.default(200),
+  synchronous: z.enum(["OFF", "NORMAL", "FULL"]).default("NORMAL"),
+  retention_days: nonNegativeInt.default(14),
+  max_rows: nonNegativeInt.default(1_000_000),
+});
+
+const LoggingSchema = z.strictObject({
+  level: z.enum(LOG_LEVELS).default("info"),
+  /** `auto`: colored text on a TTY, JSON lines otherwise. */
+  format: z.enum(["auto", "pretty", "json"]).default("auto"),
+  include_location: z.boolean().default(false),
+  /** Per-category levels, e.g. `{ "plugsconc.rpc": debug }`. */
+  categories: z.record(z.string(), z.enum(LOG_LEVELS)).default({}),
+  file: FileLogSchema.prefault({}),
+  store: StoreLogSchema.prefault({}),
+});
+
+const WatcherSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Restart a plugin when its folder changes. */
+  reload: z.boolean().default(true),
+  debounce_ms: z.number().int().min(10).max(60_000).default(200),
+  ignore: z.array(z.string()).default([".git", "node_modules", "*.swp", "*.swx", "*~", ".#*"]),
+});
+
+const WorkerPoolSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Upper bound; the pool uses min(this, CPU count). */
+  max_workers: z.number().int().min(1).max(256).default(4),
+  queue_limit: positiveInt.default(1_000),
+});
+
+const SecuritySchema = z.strictObject({
+  /** `strict` refuses grants Deno cannot enforce exactly; `permissive` widens them with a warning. */
+  policy: z.enum(["strict", "permissive"]).default("strict"),
+  /** Filesystem grants must lie under one of these (default: dirs.plugins and dirs.data). */
+  allowed_roots: z.array(z.string().min(1)).default([]),
+  /** Let manifests reach loopback addresses (127.0.0.0/8, ::1, localhost). */
+  allow_loopback: z.boolean().default(false),
+  /** Let manifests reach link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10). */
+  allow_link_local: z.boolean().default(false),
+  /** Refuse plugins without a checksum (manifest `security.checksum` or `<entrypoint>.sha256`). */
+  require_checksums: z.boolean().default(false),
+  /** If non-empty, only these plugin names may load. */
+  allowed_plugins: z.array(z.string()).default([]),
+});
+
+const RestartSchema = z.strictObject({
+  max_restarts: nonNegativeInt.default(5),
+  window_ms: positiveInt.default(60_000),
+  initial_backoff_ms: positiveInt.default(200),
+  max_backoff_ms: positiveInt.default(10_000),
+});
+
+const RetrySchema = z.strictObject({
+  max_attempts: z.number().int().min(1).max(100).default(3),
+  initial_delay_ms: nonNegativeInt.default(50),
+  max_delay_ms: nonNegativeInt.default(2_000),
+  multiplier: z.number().min(1).default(2),
+});
+
+const CircuitBreakerSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  mode: z.enum(["consecutive", "ratio"]).default("consecutive"),
+  failure_threshold: positiveInt.default(5),
+  failure_ratio: z.number().gt(0).max(1).default(0.5),
+  window_ms: positiveInt.default(10_000),
+  min_requests: positiveInt.default(10),
+  recovery_ms: positiveInt.default(10_000),
+  success_threshold: positiveInt.default(1),
+});
+
+const RateLimitSchema = z.strictObject({
+  /** Calls per second; 0 = unlimited. */
+  rps: z.number().nonnegative().default(0),
+  burst: positiveInt.default(1),
+});
+
+const BulkheadSchema = z.strictObject({
+  max_in_flight: positiveInt.default(64),
+  queue: nonNegativeInt.default(256),
+});
+
+const HealthSchema = z.strictObject({
+  interval_ms: positiveInt.default(10_000),
+  timeout_ms: positiveInt.default(2_000),
+  failure_limit: positiveInt.default(3),
+});
+
+/** Settings every plugin gets unless `plugins.<name>` or its manifest overrides them. */
+const DefaultsSchema = z.strictObject({
+  timeout_ms: positiveInt.default(5_000),
+  start_timeout_ms: positiveInt.default(10_000),
+  stop_grace_ms: positiveInt.default(3_000),
+  memory_mb: z.number().int().min(16).max(65_536).default(256),
+  max_line_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  instances: z.number().int().min(1).max(64).default(1),
+  balancer: z.enum(["round-robin", "least-in-flight"]).default("round-robin"),
+  restart: RestartSchema.prefault({}),
+  retry: RetrySchema.prefault({}),
+  circuit_breaker: CircuitBreakerSchema.prefault({}),
+  rate_limit: RateLimitSchema.prefault({}),
+  bulkhead: BulkheadSchema.prefault({}),
+  health: HealthSchema.prefault({}),
+});
+
+/** Per-plugin overrides; every field optional. */
+const PluginOverrideSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Values for the env names the manifest declares (`capabilities.env`). */
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+  timeout_ms: positiveInt.optional(),
+  start_timeout_ms: positiveInt.optional(),
+  memory_mb: z.number().int().min(16).max(65_536).optional(),
+  instances: z.number().int().min(1).max(64).optional(),
+  balancer: z.enum(["round-robin", "least-in-flight"]).optional(),
+  restart: RestartSchema.partial().optional(),
+  retry: RetrySchema.partial().optional(),
+  circuit_breaker: CircuitBreakerSchema.partial().optional(),
+  rate_limit: RateLimitSchema.partial().optional(),
+  bulkhead: BulkheadSchema.partial().optional(),
+  health: HealthSchema.partial().optional(),
+});
+
+const ServerSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  listen: listenAddress.default("127.0.0.1:8787"),
+  /** Bearer token; required when listening on a non-loopback address. */
+  token: z.string().min(16).optional(),
+  max_body_bytes: positiveInt.default(1024 * 1024),
+  request_timeout_ms: positiveInt.default(30_000),
+});
+
+const RuntimeSchema = z.strictObject({
+  /** The deno binary plugins run with; default: this Deno, or DENO_BIN, or `deno` on PATH. */
+  deno: z.string().min(1).optional(),
+});
+
+/** The whole of `config.yaml`. An empty document is a valid config. */
+export const ConfigSchema = z.strictObject({
+  app: AppSchema.prefault({}),
+  dirs: DirsSchema.prefault({}),
+  logging: LoggingSchema.prefault({}),
+  watcher: WatcherSchema.prefault({}),
+  worker_pool: WorkerPoolSchema.prefault({}),
+  security: SecuritySchema.prefault({}),
+  defaults: DefaultsSchema.prefault({}),
+  plugins: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,62}$/), PluginOverrideSchema).default({}),
+  server: ServerSchema.prefault({}),
+  runtime: RuntimeSchema.prefault({}),
+});
+
+/** A validated config with every default filled in and paths made absolute. */
+export type Config = z.output<typeof ConfigSchema>;
+/** What a user may write in `config.yaml`. */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+/** `defaults` after validation. */
+export type PluginDefaults = Config["defaults"];
+/** `plugins.<name>` after validation. */
+export type PluginOverride = Config["plugins"][string];
+/** A log level name. */
+export type LogLevelName = (typeof LOG_LEVELS)[number];
