@@ -1,0 +1,146 @@
+import { join } from "node:path";
+import { getLogger } from "@logtape/logtape";
+import { PlugsconcError } from "../errors/mod.ts";
+import { loadManifest, MANIFEST_FILE, type PluginDescriptor } from "./load_manifest.ts";
+import { ManifestError } from "./manifest_error.ts";
+import { satisfies } from "./semver.ts";
+
+const log = getLogger(["plugsconc", "manifest"]);
+
+/** A plugin folder that was skipped, and why. */
+export interface InvalidPlugin {
+  /** The plugin folder. */
+  readonly dir: string;
+  /** Why it was skipped (`ManifestError` for manifest problems). */
+  readonly error: PlugsconcError;
+}
+
+/** What {@link discoverPlugins} found. */
+export interface Discovery {
+  /** Valid plugins, sorted by name. */
+  readonly plugins: readonly PluginDescriptor[];
+  /** Folders with a manifest that was refused. Never fatal. */
+  readonly invalid: readonly InvalidPlugin[];
+}
+
+/**
+ * Scans `pluginsDir`: each subfolder with a `manifest.yaml` is a candidate. An invalid one
+ * is logged and listed in `invalid`, never fatal; plugins sharing a name are all refused.
+ *
+ * @param pluginsDir the folder of plugin folders (`dirs.plugins`)
+ * @param options `hostVersion` checks `plugin.requires_host`
+ */
+export async function discoverPlugins(
+  pluginsDir: string,
+  options: { hostVersion?: string } = {},
+): Promise<Discovery> {
+  const candidates: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(pluginsDir)) {
+      if (entry.name.startsWith(".")) continue;
+      const dir = join(pluginsDir, entry.name);
+      const isDir = entry.isDirectory ||
+        (entry.isSymlink && (await Deno.stat(dir).catch(() => undefined))?.isDirectory);
+      if (!isDir) continue;
+      const hasManifest = await Deno.lstat(join(dir, MANIFEST_FILE)).then(() => true, () => false);
+      if (hasManifest) candidates.push(dir);
+    }
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) return { plugins: [], invalid: [] };
+    throw new ManifestError(
+      "PLUGINS_DIR",
+      `cannot read plugins folder ${pluginsDir}: ${String(cause)}`,
+      [],
+      {
+        cause,
+      },
+    );
+  }
+  candidates.sort();
+  const valid: PluginDescriptor[] = [];
+  const invalid: InvalidPlugin[] = [];
+  for (const dir of candidates) {
+    try {
+      const plugin = await loadManifest(dir);
+      const range = plugin.manifest.plugin.requires_host;
+      if (
+        range !== undefined && options.hostVersion !== undefined &&
+        !satisfies(options.hostVersion, range)
+      ) {
+        throw new ManifestError(
+          "HOST_VERSION",
+          `${plugin.manifestFile}: plugin ${plugin.name} requires plugsconc ${range}, this is ${options.hostVersion}`,
+        );
+      }
+      valid.push(plugin);
+    } catch (e) {
+      const error = e instanceof PlugsconcError
+        ? e
+        : new ManifestError("MANIFEST_INVALID", `${dir}: ${String(e)}`, [], { cause: e });
+      invalid.push({ dir, error });
+    }
+  }
+  const byName = Map.groupBy(valid, (p) => p.name);
+  const plugins: PluginDescriptor[] = [];
+  for (const [name, group] of byName) {
+    if (group.length === 1) {
+      plugins.push(group[0]!);
+      continue;
+    }
+    for (const p of group) {
+      invalid.push({
+        dir: p.dir,
+        error: new ManifestError(
+          "PLUGIN_DUPLICATE",
+          `${p.manifestFile}: plugin name "${name}" is also used by ${
+            group.filter((o) => o !== p).map((o) => o.dir).join(", ")
+          }; every copy is refused until the names differ`,
+        ),
+      });
+    }
+  }
+  for (const { dir, error } of invalid) {
+    log.error("plugin in {dir} skipped: {reason}", {
+      dir,
+      reason: error.message,
+      code: error.code,
+    });
+  }
+  plugins.sort((a, b) => a.name.localeCompare(b.name));
+  return { plugins, invalid };
+}
+
+/**
+ * Orders plugins so every plugin comes after its `depends_on`. A cycle is an error naming it;
+ * a dependency that is not among `plugins` is an error naming both.
+ */
+export function orderByDependencies(plugins: readonly PluginDescriptor[]): PluginDescriptor[] {
+  const byName = new Map(plugins.map((p) => [p.name, p]));
+  const done = new Set<string>();
+  const visiting: string[] = [];
+  const order: PluginDescriptor[] = [];
+  const visit = (p: PluginDescriptor) => {
+    if (done.has(p.name)) return;
+    const at = visiting.indexOf(p.name);
+    if (at >= 0) {
+      const cycle = [...visiting.slice(at), p.name].join(" -> ");
+      throw new ManifestError("DEPENDENCY_CYCLE", `plugin dependency cycle: ${cycle}`);
+    }
+    visiting.push(p.name);
+    for (const dep of p.manifest.depends_on) {
+      const d = byName.get(dep);
+      if (d === undefined) {
+        throw new ManifestError(
+          "DEPENDENCY_MISSING",
+          `plugin ${p.name} depends on ${dep}, which is not available (missing, invalid or disabled)`,
+        );
+      }
+      visit(d);
+    }
+    visiting.pop();
+    done.add(p.name);
+    order.push(p);
+  };
+  for (const p of [...plugins].sort((a, b) => a.name.localeCompare(b.name))) visit(p);
+  return order;
+}

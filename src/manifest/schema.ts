@@ -1,0 +1,103 @@
+import { z } from "zod";
+import { DEFAULT_HANDSHAKE } from "../sdk/handshake.ts";
+import { isValidRange, SEMVER } from "./semver.ts";
+
+/** Plugin names: lower case, digits and dashes, starting with a letter. */
+export const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+const FS_PERMISSIONS = ["read", "list", "write", "create", "delete"] as const;
+
+const FilesystemGrantSchema = z.strictObject({
+  /** Relative to the plugin folder, or `${DATA_DIR}/...`, or absolute inside allowed roots. */
+  path: z.string().min(1),
+  permissions: z.array(z.enum(FS_PERMISSIONS)).min(1),
+  recursive: z.boolean().default(true),
+});
+
+const port = z.number().int().min(1).max(65_535);
+
+const EgressSchema = z.strictObject({
+  protocol: z.enum(["tcp", "udp"]).default("tcp"),
+  hosts: z.array(z.string().min(1)).min(1),
+  ports: z.array(port).min(1, "a port is required: Deno grants host:port pairs"),
+});
+
+const IngressSchema = z.strictObject({
+  protocol: z.enum(["tcp", "udp"]).default("tcp"),
+  ports: z.array(port).min(1),
+  allowed_origins: z.array(z.string()).default([]),
+});
+
+const ProcessCapabilitySchema = z.union([
+  z.strictObject({
+    exec: z.strictObject({
+      /** Absolute path of the program. */
+      command: z.string().regex(/^\//, "an absolute path"),
+      /** Allowed arguments, position by position; `*` matches any one argument. */
+      args: z.array(z.string()).default([]),
+    }),
+  }),
+  z.strictObject({ kill: z.array(z.enum(["children"])).min(1) }),
+]);
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The schema of `manifest.yaml`. Unknown keys are errors everywhere. */
+export const ManifestSchema = z.strictObject({
+  plugin: z.strictObject({
+    name: z.string().regex(
+      PLUGIN_NAME,
+      "lower case letters, digits and dashes, starting with a letter",
+    ),
+    type: z.string().min(1).default("generic"),
+    version: z.string().regex(SEMVER, "a semantic version like 1.2.0"),
+    entrypoint: z.string().min(1),
+    language: z.enum(["typescript", "javascript"]).default("typescript"),
+    requires_host: z.string().refine(isValidRange, "a version range like >=0.1.0 <1").optional(),
+  }),
+  about: z.strictObject({
+    description: z.string().default(""),
+    maintainer: z.string().default(""),
+    url: z.string().default(""),
+  }).prefault({}),
+  handshake: z.strictObject({
+    protocol_version: z.number().int().positive().default(1),
+    magic_cookie_key: z.string().regex(ENV_NAME).default(DEFAULT_HANDSHAKE.magic_cookie_key),
+    magic_cookie_value: z.string().min(1).default(DEFAULT_HANDSHAKE.magic_cookie_value),
+  }).prefault({}),
+  security: z.strictObject({
+    checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/, "sha256:<64 hex digits>").optional(),
+  }).prefault({}),
+  capabilities: z.strictObject({
+    filesystem: z.array(FilesystemGrantSchema).default([]),
+    network: z.strictObject({
+      egress: z.array(EgressSchema).default([]),
+      ingress: z.array(IngressSchema).default([]),
+    }).prefault({}),
+    process: z.array(ProcessCapabilitySchema).default([]),
+    env: z.array(z.string().regex(ENV_NAME, "an environment variable name")).default([]),
+  }).prefault({}),
+  resources: z.strictObject({
+    memory_mb: z.number().int().min(16).max(65_536).optional(),
+    timeout_ms: z.number().int().positive().optional(),
+  }).prefault({}),
+  methods: z.record(
+    z.string().min(1),
+    z.strictObject({
+      idempotent: z.boolean().default(false),
+      timeout_ms: z.number().int().positive().optional(),
+    }),
+  ).default({}),
+  depends_on: z.array(z.string().regex(PLUGIN_NAME)).default([]),
+});
+
+/** A validated manifest. */
+export type Manifest = z.output<typeof ManifestSchema>;
+/** A filesystem grant. */
+export type FilesystemGrant = Manifest["capabilities"]["filesystem"][number];
+/** An egress rule. */
+export type EgressRule = Manifest["capabilities"]["network"]["egress"][number];
+/** An ingress rule. */
+export type IngressRule = Manifest["capabilities"]["network"]["ingress"][number];
+/** A process capability. */
+export type ProcessCapability = Manifest["capabilities"]["process"][number];
