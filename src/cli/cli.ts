@@ -4,6 +4,8 @@ import { registerConfigCheck } from "./config_check.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 import { EXIT, exitCodeFor, formatError } from "./exit_codes.ts";
 import type { CliIo } from "./io.ts";
+import { registerCall } from "./call.ts";
+import { registerPlugins } from "./plugins.ts";
 import { registerRun } from "./run.ts";
 
 /** Builds the commander program; every command writes through `io`. */
@@ -30,9 +32,11 @@ export function buildProgram(io: CliIo): Command {
     .showHelpAfterError("(add --help for usage)")
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   registerRun(program, ctx);
+  registerCall(program, ctx);
+  const plugins = registerPlugins(program, ctx);
   const config = program.command("config").description("work with config files");
   registerConfigCheck(config, ctx);
-  for (const cmd of [program, ...program.commands, ...config.commands]) {
+  for (const cmd of [program, ...program.commands, ...config.commands, ...plugins.commands]) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   }
   return program;

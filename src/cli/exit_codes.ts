@@ -1,5 +1,7 @@
 import { ConfigError } from "../config/mod.ts";
 import { causeChain, PlugsconcError } from "../errors/mod.ts";
+import { PluginNotFoundError } from "../runtime/mod.ts";
+import { SandboxError } from "../sandbox/mod.ts";
 
 /** The CLI was used wrongly (unknown command, bad option or argument). */
 export class UsageError extends PlugsconcError {
@@ -13,10 +15,16 @@ export class UsageError extends PlugsconcError {
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 /**
- * Error classes whose failures are the user's input (exit 2). Later domains register theirs
- * (for example manifest errors) with {@link registerUsageErrorClass}.
+ * Error classes whose failures are the user's input (exit 2): usage, config and manifest
+ * errors (`ManifestError` extends `ConfigError`), refused sandboxes, unknown plugins or
+ * methods. Later domains can add theirs with {@link registerUsageErrorClass}.
  */
-const usageClasses: (abstract new (...args: never[]) => Error)[] = [UsageError, ConfigError];
+const usageClasses: (abstract new (...args: never[]) => Error)[] = [
+  UsageError,
+  ConfigError,
+  SandboxError,
+  PluginNotFoundError,
+];
 
 /** Marks an error class as a usage/configuration error (exit code 2). */
 export function registerUsageErrorClass(cls: abstract new (...args: never[]) => Error): void {

@@ -1,11 +1,13 @@
 import type { Command } from "commander";
 import { getLogger } from "@logtape/logtape";
 import { loadConfig } from "../config/mod.ts";
+import { PluginHost } from "../host/mod.ts";
 import { setupLogging } from "../logs/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
+import { formatTable } from "./table.ts";
 
-/** `run`: loads the config, sets up logging, runs until Ctrl-C (or the io's signal). */
+/** `run`: starts the host with every enabled plugin and runs until Ctrl-C. */
 export function registerRun(program: Command, ctx: CliContext): void {
   program
     .command("run")
@@ -24,7 +26,31 @@ export function registerRun(program: Command, ctx: CliContext): void {
         policy: c.security.policy,
         level: c.logging.level,
       });
+      await using host = await PluginHost.start({ config: loaded });
+      const rows = host.plugins().map((p) => [
+        p.name,
+        p.version,
+        p.state,
+        p.pid === undefined ? "-" : String(p.pid),
+        p.state === "failed" ? `error: ${p.error ?? "?"}` : p.grants,
+      ]);
+      for (const bad of host.discovery.invalid) {
+        rows.push([
+          bad.dir.split("/").at(-1) ?? bad.dir,
+          "-",
+          "invalid",
+          "-",
+          bad.error.message.split("\n").join(" "),
+        ]);
+      }
+      ctx.io.out(
+        `plugsconc ${VERSION}: plugins from ${c.dirs.plugins}\n` +
+          formatTable(["NAME", "VERSION", "STATE", "PID", "GRANTS"], rows) +
+          "Ctrl-C stops the host.\n",
+      );
       await waitForStop(ctx.io.signal);
+      log.info("stopping");
+      await host.stop();
       log.info("plugsconc stopped");
     });
 }

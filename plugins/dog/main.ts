@@ -1,0 +1,8 @@
+import { serve } from "plugsconc/sdk";
+
+serve({
+  methods: {
+    speak: ({ loud }: { loud?: boolean } = {}) => ({ sound: loud ? "WOOF!" : "woof" }),
+  },
+  health: () => ({ status: "healthy" }),
+});

@@ -1,0 +1,57 @@
+import type { Command } from "commander";
+import { loadConfig } from "../config/mod.ts";
+import { PluginHost } from "../host/mod.ts";
+import type { CliContext } from "./context.ts";
+import { UsageError } from "./exit_codes.ts";
+import { setupCommandLogging } from "./host_logging.ts";
+
+/** `call <plugin> <method> [json]`: starts that plugin (and its dependencies), calls, prints. */
+export function registerCall(program: Command, ctx: CliContext): void {
+  program
+    .command("call")
+    .description("start one plugin, call a method with JSON params, print the JSON result")
+    .argument("<plugin>", "plugin name")
+    .argument("<method>", "method name")
+    .argument("[json]", "params as JSON (object or array)")
+    .option("--timeout <ms>", "call timeout in milliseconds (default: from config/manifest)")
+    .action(
+      async (
+        plugin: string,
+        method: string,
+        json: string | undefined,
+        opts: { timeout?: string },
+      ) => {
+        let params: unknown = undefined;
+        if (json !== undefined) {
+          try {
+            params = JSON.parse(json);
+          } catch (cause) {
+            throw new UsageError(
+              `params must be JSON, e.g. '{"loud":true}': ${(cause as Error).message}`,
+            );
+          }
+          if (params === null || typeof params !== "object") {
+            throw new UsageError(`params must be a JSON object or array, got ${json}`);
+          }
+        }
+        let timeoutMs: number | undefined;
+        if (opts.timeout !== undefined) {
+          timeoutMs = Number(opts.timeout);
+          if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+            throw new UsageError(
+              `--timeout must be a positive integer of milliseconds, got ${opts.timeout}`,
+            );
+          }
+        }
+        const globals = ctx.globals();
+        const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
+        await using _logging = await setupCommandLogging(loaded, globals.verbose);
+        await using host = await PluginHost.start({ config: loaded, only: [plugin] });
+        const result = await host.call(plugin, method, params, {
+          timeoutMs,
+          signal: ctx.io.signal,
+        });
+        ctx.io.out(JSON.stringify(result ?? null, null, 2) + "\n");
+      },
+    );
+}

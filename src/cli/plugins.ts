@@ -1,0 +1,124 @@
+import type { Command } from "commander";
+import { loadConfig } from "../config/mod.ts";
+import { prepareRuntime, sandboxContext } from "../host/mod.ts";
+import { discoverPlugins } from "../manifest/mod.ts";
+import { PluginNotFoundError } from "../runtime/mod.ts";
+import { checkGrantSymlinks, compileSandbox, explainSandbox } from "../sandbox/mod.ts";
+import { VERSION } from "../version.ts";
+import type { CliContext } from "./context.ts";
+import { setupCommandLogging } from "./host_logging.ts";
+import { formatTable } from "./table.ts";
+
+/** `plugins list` and `plugins inspect <name>`. */
+export function registerPlugins(program: Command, ctx: CliContext): Command {
+  const plugins = program.command("plugins").description("inspect plugin folders");
+
+  plugins
+    .command("list")
+    .description("list discovered plugins: valid ones, and invalid ones with the reason")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const globals = ctx.globals();
+      const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
+      await using _logging = await setupCommandLogging(loaded, globals.verbose);
+      const { plugins: valid, invalid } = await discoverPlugins(loaded.config.dirs.plugins, {
+        hostVersion: VERSION,
+      });
+      const enabled = (name: string) => loaded.config.plugins[name]?.enabled !== false;
+      if (opts.json) {
+        ctx.io.out(
+          JSON.stringify(
+            {
+              plugins: valid.map((p) => ({
+                name: p.name,
+                version: p.manifest.plugin.version,
+                type: p.manifest.plugin.type,
+                dir: p.dir,
+                enabled: enabled(p.name),
+                methods: Object.keys(p.manifest.methods),
+              })),
+              invalid: invalid.map((i) => ({ dir: i.dir, error: i.error.toJSON() })),
+            },
+            null,
+            2,
+          ) + "\n",
+        );
+        return;
+      }
+      const rows = [
+        ...valid.map((p) => [
+          p.name,
+          p.manifest.plugin.version,
+          enabled(p.name) ? "valid" : "disabled",
+          p.dir,
+          p.manifest.about.description,
+        ]),
+        ...invalid.map((i) => ["-", "-", "invalid", i.dir, i.error.message.split("\n").join(" ")]),
+      ];
+      ctx.io.out(
+        formatTable(["NAME", "VERSION", "STATUS", "FOLDER", "DESCRIPTION / REASON"], rows),
+      );
+    });
+
+  plugins
+    .command("inspect")
+    .description(
+      "show a plugin's manifest summary, the exact deno argv, env names, warnings, refusals",
+    )
+    .argument("<name>", "plugin name")
+    .option("--json", "print JSON")
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const globals = ctx.globals();
+      const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
+      await using _logging = await setupCommandLogging(loaded, globals.verbose);
+      const config = loaded.config;
+      const { plugins: valid, invalid } = await discoverPlugins(config.dirs.plugins, {
+        hostVersion: VERSION,
+      });
+      const plugin = valid.find((p) => p.name === name);
+      if (plugin === undefined) {
+        const bad = invalid.find((i) => i.dir.endsWith(`/${name}`));
+        if (bad) throw bad.error;
+        throw new PluginNotFoundError(name, undefined, valid.map((p) => p.name));
+      }
+      const runtime = await prepareRuntime(config);
+      const compiled = compileSandbox(plugin, sandboxContext(config, loaded.file, plugin, runtime));
+      const symlinkRefusals = await checkGrantSymlinks(compiled);
+      const withLinks = { ...compiled, refusals: [...compiled.refusals, ...symlinkRefusals] };
+      if (opts.json) {
+        ctx.io.out(
+          JSON.stringify(
+            {
+              name: plugin.name,
+              manifest: plugin.manifest,
+              dir: plugin.dir,
+              deno: runtime.denoBin,
+              argv: compiled.argv,
+              env: Object.keys(compiled.env),
+              warnings: compiled.warnings,
+              refusals: withLinks.refusals,
+              grants: compiled.grants,
+            },
+            null,
+            2,
+          ) + "\n",
+        );
+        return;
+      }
+      const m = plugin.manifest;
+      ctx.io.out(
+        `${m.plugin.name} ${m.plugin.version} (${m.plugin.type}, ${m.plugin.language})\n` +
+          `  folder:      ${plugin.dir}\n  entrypoint:  ${plugin.entrypoint}\n` +
+          `  description: ${m.about.description || "-"}\n` +
+          `  methods:     ${
+            Object.entries(m.methods).map(([k, v]) => `${k}${v.idempotent ? " (idempotent)" : ""}`)
+              .join(", ") ||
+            "(announced at start)"
+          }\n` +
+          `  depends on:  ${m.depends_on.join(", ") || "-"}\n` +
+          `  deno:        ${runtime.denoBin}\n\n` +
+          explainSandbox(withLinks) + "\n",
+      );
+    });
+  return plugins;
+}

@@ -1,0 +1,16 @@
+/**
+ * The plugin host: config -> discovery -> sandbox -> supervised processes -> calls.
+ *
+ * @module
+ */
+export {
+  type CallOptions,
+  type HostRuntime,
+  PluginHost,
+  type PluginHostOptions,
+  type PluginInfo,
+  prepareRuntime,
+  sandboxContext,
+  summarizeGrants,
+} from "./plugin_host.ts";
+export { materializeSdk } from "./sdk_files.ts";

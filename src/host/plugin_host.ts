@@ -1,0 +1,419 @@
+import { getLogger } from "@logtape/logtape";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { type Config, loadConfig, type LoadedConfig, resolveConfig } from "../config/mod.ts";
+import { PlugsconcError } from "../errors/mod.ts";
+import {
+  discoverPlugins,
+  type Discovery,
+  ManifestError,
+  orderByDependencies,
+  type PluginDescriptor,
+} from "../manifest/mod.ts";
+import {
+  findDenoBinary,
+  findSetpriv,
+  PluginNotFoundError,
+  PluginProcess,
+  type PluginState,
+  PluginSupervisor,
+  PluginUnavailableError,
+} from "../runtime/mod.ts";
+import {
+  checkGrantSymlinks,
+  checkModuleGraph,
+  type CompiledSandbox,
+  compileSandbox,
+  type SandboxContext,
+  sdkModuleFiles,
+  throwIfRefused,
+} from "../sandbox/mod.ts";
+import { VERSION } from "../version.ts";
+import { materializeSdk, writeIfChanged } from "./sdk_files.ts";
+
+/** Options for {@link PluginHost.start}. */
+export interface PluginHostOptions {
+  /** A config file to load. Default: `config.yaml` if neither this nor `config` is given. */
+  configPath?: string;
+  /** A config object (as in `config.yaml`) or an already loaded config. */
+  config?: unknown;
+  /** Folder that relative paths in `config` resolve against. Default: the working directory. */
+  baseDir?: string;
+  /** Start only these plugins (and what they depend on). Default: every enabled plugin. */
+  only?: readonly string[];
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Aborting it cancels the call (the plugin gets `$/cancel`). */
+  signal?: AbortSignal;
+  /** Overrides the configured timeout. */
+  timeoutMs?: number;
+}
+
+/** What `plugins()` reports for each plugin. */
+export interface PluginInfo {
+  readonly name: string;
+  readonly version: string;
+  readonly state: PluginState;
+  readonly pid: number | undefined;
+  readonly restarts: number;
+  readonly dir: string;
+  /** Methods the plugin announced (empty until it is ready). */
+  readonly methods: readonly string[];
+  /** One-line grants summary, e.g. `read: ./data; net: api.example.com:443`. */
+  readonly grants: string;
+  /** Why it is not running, when it is failed. */
+  readonly error: string | undefined;
+}
+
+interface Entry {
+  readonly plugin: PluginDescriptor;
+  compiled?: CompiledSandbox;
+  supervisor?: PluginSupervisor;
+  error?: PlugsconcError;
+}
+
+const log = getLogger(["plugsconc", "host"]);
+
+/**
+ * The plugin host: discovers plugins, compiles each one's sandbox, verifies its module graph,
+ * starts it under supervision (in `depends_on` order) and routes calls to it.
+ *
+ * @example
+ * ```ts
+ * await using host = await PluginHost.start({ configPath: "config.yaml" });
+ * console.log(await host.call("cat", "speak", { loud: true }));
+ * ```
+ */
+export class PluginHost implements AsyncDisposable {
+  /** The effective config. */
+  readonly config: Config;
+  /** The config file, if one was read. */
+  readonly configFile: string | undefined;
+  /** Plugins found and plugin folders refused. */
+  readonly discovery: Discovery;
+  readonly #entries: Map<string, Entry>;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(loaded: LoadedConfig, discovery: Discovery, entries: Map<string, Entry>) {
+    this.config = loaded.config;
+    this.configFile = loaded.file;
+    this.discovery = discovery;
+    this.#entries = entries;
+  }
+
+  /**
+   * Loads the config, discovers plugins and starts every enabled one. A plugin that is refused
+   * (bad grant, module outside its folder) or fails to start is logged and reported by
+   * `plugins()` as `failed`; the host still starts.
+   *
+   * @throws {ConfigError} for a bad config; {ManifestError} for a `depends_on` cycle
+   */
+  static async start(options: PluginHostOptions = {}): Promise<PluginHost> {
+    const loaded = await loadHostConfig(options);
+    const config = loaded.config;
+    const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
+    const allowed = config.security.allowed_plugins;
+    const enabled = discovery.plugins.filter((p) => {
+      if (config.plugins[p.name]?.enabled === false) return false;
+      if (allowed.length > 0 && !allowed.includes(p.name)) {
+        log.warning("plugin {plugin} is not in security.allowed_plugins; not started", {
+          plugin: p.name,
+        });
+        return false;
+      }
+      return true;
+    });
+    const wanted = options.only ? closure(enabled, options.only) : enabled;
+    const ordered = orderByDependencies(wanted);
+    const entries = new Map(ordered.map((plugin) => [plugin.name, { plugin } as Entry]));
+    const host = new PluginHost(loaded, discovery, entries);
+    await host.#startAll(ordered);
+    return host;
+  }
+
+  async #startAll(ordered: readonly PluginDescriptor[]): Promise<void> {
+    if (ordered.length === 0) return;
+    const runtime = await prepareRuntime(this.config);
+    const started = new Map<string, Promise<boolean>>();
+    const startOne = async (plugin: PluginDescriptor): Promise<boolean> => {
+      const entry = this.#entries.get(plugin.name)!;
+      const deps = await Promise.all(plugin.manifest.depends_on.map((d) => started.get(d)!));
+      if (deps.some((ok) => !ok)) {
+        entry.error = new ManifestError(
+          "DEPENDENCY_FAILED",
+          `plugin ${plugin.name} was not started: a plugin it depends on (${
+            plugin.manifest.depends_on.join(", ")
+          }) is not running`,
+        );
+        log.error("{message}", { plugin: plugin.name, message: entry.error.message });
+        return false;
+      }
+      try {
+        await this.#startPlugin(entry, runtime);
+        return true;
+      } catch (e) {
+        entry.error = e instanceof PlugsconcError ? e : new PlugsconcError(
+          "PLUGIN_START",
+          `plugin ${plugin.name} failed to start: ${String(e)}`,
+          { cause: e },
+        );
+        log.error("plugin {plugin} not started: {message}", {
+          plugin: plugin.name,
+          code: entry.error.code,
+          message: entry.error.message,
+        });
+        return false;
+      }
+    };
+    // `ordered` lists dependencies first, so each plugin's dependencies are already in `started`.
+    for (const plugin of ordered) started.set(plugin.name, startOne(plugin));
+    await Promise.all(started.values());
+  }
+
+  async #startPlugin(entry: Entry, ctx: HostRuntime): Promise<void> {
+    const { plugin } = entry;
+    const config = this.config;
+    const sandboxCtx = sandboxContext(config, this.configFile, plugin, ctx);
+    const { denoCacheDir } = sandboxCtx;
+    await Deno.mkdir(sandboxCtx.dataDir, { recursive: true });
+    await Deno.mkdir(denoCacheDir, { recursive: true });
+    const compiled = compileSandbox(plugin, sandboxCtx);
+    entry.compiled = compiled;
+    for (const warning of compiled.warnings) {
+      log.warning("plugin {plugin}: {warning}", { plugin: plugin.name, warning });
+    }
+    const refusals = [...compiled.refusals, ...(await checkGrantSymlinks(compiled))];
+    throwIfRefused({ plugin, refusals });
+    const override = config.plugins[plugin.name];
+    const settings = {
+      startTimeoutMs: override?.start_timeout_ms ?? config.defaults.start_timeout_ms,
+      restart: { ...config.defaults.restart, ...override?.restart },
+      stopGraceMs: config.defaults.stop_grace_ms,
+    };
+    const [bin, ...prefix] = ctx.setpriv
+      ? [ctx.setpriv, "--pdeathsig", "KILL", "--", ctx.denoBin]
+      : [ctx.denoBin];
+    const supervisor = new PluginSupervisor({
+      name: plugin.name,
+      restart: settings.restart,
+      stopGraceMs: settings.stopGraceMs,
+      launch: async (signal) => {
+        // Re-checked before every spawn: the code on disk may have changed since the last one.
+        await checkModuleGraph(plugin, {
+          denoBin: ctx.denoBin,
+          importMapPath: ctx.importMapPath,
+          allowed: ctx.sdkFiles,
+          denoDir: denoCacheDir,
+          signal,
+        });
+        return await PluginProcess.start({
+          name: plugin.name,
+          bin: bin!,
+          args: [...prefix, ...compiled.argv],
+          env: compiled.env,
+          cwd: plugin.dir,
+          protocolVersion: plugin.manifest.handshake.protocol_version,
+          startTimeoutMs: settings.startTimeoutMs,
+          maxLineBytes: config.defaults.max_line_bytes,
+          stopGraceMs: settings.stopGraceMs,
+          signal,
+        });
+      },
+      onStateChange: (state, detail) =>
+        log.info("plugin {plugin} is {state}", {
+          plugin: plugin.name,
+          state,
+          restarts: detail.restarts,
+        }),
+    });
+    entry.supervisor = supervisor;
+    await supervisor.start();
+    log.info("plugin {plugin} {version} ready (pid {pid})", {
+      plugin: plugin.name,
+      version: plugin.manifest.plugin.version,
+      pid: supervisor.process?.pid,
+    });
+  }
+
+  /**
+   * Calls `method` of plugin `name`. The timeout is `options.timeoutMs`, else
+   * `plugins.<name>.timeout_ms`, else the manifest's `methods.<m>.timeout_ms` or
+   * `resources.timeout_ms`, else `defaults.timeout_ms`; on expiry the plugin gets `$/cancel`
+   * and the call rejects with `PluginTimeoutError`.
+   *
+   * @throws {PluginError} subclasses: not found, unavailable, timeout, crashed, call failed
+   */
+  async call(
+    name: string,
+    method: string,
+    params?: unknown,
+    options: CallOptions = {},
+  ): Promise<unknown> {
+    const entry = this.#entries.get(name);
+    if (entry === undefined) {
+      throw new PluginNotFoundError(name, undefined, [...this.#entries.keys()]);
+    }
+    const supervisor = entry.supervisor;
+    if (supervisor === undefined || entry.error) {
+      throw new PluginUnavailableError(
+        name,
+        "failed",
+        entry.error?.message ?? "it was not started",
+        {
+          method,
+          cause: entry.error,
+        },
+      );
+    }
+    const methods = supervisor.process?.ready.methods;
+    if (methods && methods.length > 0 && !methods.includes(method)) {
+      throw new PluginNotFoundError(name, method, methods);
+    }
+    return await supervisor.call(method, params, {
+      signal: options.signal,
+      timeoutMs: this.timeoutFor(name, method, options.timeoutMs),
+    });
+  }
+
+  /** The effective timeout of `name.method` in ms. */
+  timeoutFor(name: string, method: string, override?: number): number {
+    const m = this.#entries.get(name)?.plugin.manifest;
+    return override ?? this.config.plugins[name]?.timeout_ms ?? m?.methods[method]?.timeout_ms ??
+      m?.resources.timeout_ms ?? this.config.defaults.timeout_ms;
+  }
+
+  /** Every plugin the host manages, with state, pid, restarts and grants. */
+  plugins(): PluginInfo[] {
+    return [...this.#entries.values()].map(({ plugin, compiled, supervisor, error }) => ({
+      name: plugin.name,
+      version: plugin.manifest.plugin.version,
+      state: error ? "failed" : supervisor?.state ?? "stopped",
+      pid: supervisor?.state === "ready" ? supervisor.process?.pid : undefined,
+      restarts: supervisor?.restarts ?? 0,
+      dir: plugin.dir,
+      methods: supervisor?.process?.ready.methods ?? [],
+      grants: compiled ? summarizeGrants(compiled) : "",
+      error: error?.message ??
+        (supervisor?.state === "failed" ? String(supervisor.lastError) : undefined),
+    }));
+  }
+
+  /** The compiled sandbox of a plugin (after start), for inspection. */
+  sandbox(name: string): CompiledSandbox | undefined {
+    return this.#entries.get(name)?.compiled;
+  }
+
+  /** The supervisor of a plugin, for advanced use and tests. */
+  supervisor(name: string): PluginSupervisor | undefined {
+    return this.#entries.get(name)?.supervisor;
+  }
+
+  /** Stops every plugin (drain, `$/shutdown`, then force). Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      const results = await Promise.allSettled(
+        [...this.#entries.values()].map((e) => e.supervisor?.stop()),
+      );
+      const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+      if (errors.length > 0) throw new AggregateError(errors, "some plugins did not stop cleanly");
+    })();
+    return this.#stopping;
+  }
+
+  /** Same as {@link PluginHost.stop}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** What every plugin spawn needs from the host: binaries, the SDK import map, SDK files. */
+export interface HostRuntime {
+  /** The deno binary plugins run with. */
+  readonly denoBin: string;
+  /** setpriv, when present (Linux), for `--pdeathsig KILL`. */
+  readonly setpriv: string | undefined;
+  /** The import map mapping only `plugsconc/sdk`. */
+  readonly importMapPath: string;
+  /** Local files of the SDK's module graph (allowed in plugin module graphs). */
+  readonly sdkFiles: ReadonlySet<string>;
+}
+
+/** Writes the import map (and, in a compiled binary, the SDK files) below `dirs.data`. */
+export async function prepareRuntime(config: Config): Promise<HostRuntime> {
+  const runtimeDir = join(config.dirs.data, "runtime");
+  await Deno.mkdir(runtimeDir, { recursive: true });
+  const sdkEntry = await materializeSdk(runtimeDir);
+  const importMapPath = join(runtimeDir, "import_map.json");
+  await writeIfChanged(
+    importMapPath,
+    JSON.stringify({ imports: { "plugsconc/sdk": pathToFileURL(sdkEntry).href } }, null, 2) + "\n",
+  );
+  const denoBin = findDenoBinary(config.runtime.deno);
+  const sdkFiles = await sdkModuleFiles(sdkEntry, {
+    denoBin,
+    importMapPath,
+    denoDir: join(config.dirs.data, "cache", "_sdk"),
+  });
+  return { denoBin, setpriv: findSetpriv(), importMapPath, sdkFiles };
+}
+
+/** The sandbox context of one plugin: its private data folder and Deno cache below `dirs.data`. */
+export function sandboxContext(
+  config: Config,
+  configFile: string | undefined,
+  plugin: PluginDescriptor,
+  runtime: Pick<HostRuntime, "importMapPath">,
+): SandboxContext & { dataDir: string; denoCacheDir: string } {
+  return {
+    config,
+    configFile,
+    importMapPath: runtime.importMapPath,
+    dataDir: join(config.dirs.data, "plugins", plugin.name),
+    denoCacheDir: join(config.dirs.data, "cache", plugin.name),
+    hostDenoDir: Deno.env.get("DENO_DIR"),
+  };
+}
+
+async function loadHostConfig(options: PluginHostOptions): Promise<LoadedConfig> {
+  if (options.config !== undefined) {
+    const c = options.config as Partial<LoadedConfig>;
+    if (c.config !== undefined && c.fromEnv !== undefined) return c as LoadedConfig;
+    return resolveConfig(options.config, { baseDir: options.baseDir });
+  }
+  return await loadConfig(options.configPath ?? "config.yaml", {
+    optional: options.configPath === undefined,
+  });
+}
+
+/** `names` and everything they depend on; unknown names are an error. */
+function closure(
+  plugins: readonly PluginDescriptor[],
+  names: readonly string[],
+): PluginDescriptor[] {
+  const byName = new Map(plugins.map((p) => [p.name, p]));
+  const out = new Map<string, PluginDescriptor>();
+  const add = (name: string) => {
+    if (out.has(name)) return;
+    const p = byName.get(name);
+    if (p === undefined) throw new PluginNotFoundError(name, undefined, [...byName.keys()]);
+    out.set(name, p);
+    for (const d of p.manifest.depends_on) if (byName.has(d)) add(d);
+  };
+  for (const n of names) add(n);
+  return [...out.values()];
+}
+
+/** `read: a, b; write: c; net: h:443; env: TZ; process: exec /bin/x` (or `none`). */
+export function summarizeGrants(compiled: CompiledSandbox): string {
+  const g = compiled.grants;
+  const parts = ([
+    ["read", g.read],
+    ["write", g.write],
+    ["net", g.net],
+    ["env", g.env],
+    ["process", g.process],
+  ] as const).filter(([, v]) => v.length > 0).map(([k, v]) => `${k}: ${v.join(", ")}`);
+  return parts.length > 0 ? parts.join("; ") : "none";
+}

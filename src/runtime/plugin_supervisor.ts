@@ -1,0 +1,278 @@
+import { getLogger } from "@logtape/logtape";
+import type { PluginDefaults } from "../config/mod.ts";
+import { PluginError, PluginTimeoutError, PluginUnavailableError } from "./plugin_errors.ts";
+import type { ExitInfo, PluginProcess } from "./plugin_process.ts";
+
+/**
+ * Supervisor states (DESIGN §6): `stopped -> starting -> ready -> draining -> stopped`, and
+ * `crashed -> backoff -> starting` within the restart budget, then `failed`.
+ */
+export type PluginState =
+  | "stopped"
+  | "starting"
+  | "ready"
+  | "draining"
+  | "crashed"
+  | "backoff"
+  | "failed";
+
+/** Restart budget and backoff. */
+export type RestartPolicy = PluginDefaults["restart"];
+
+/** Options for {@link PluginSupervisor}. */
+export interface PluginSupervisorOptions {
+  /** Plugin name. */
+  readonly name: string;
+  /** Starts one process and resolves once it is ready (handshake done). */
+  readonly launch: (signal: AbortSignal) => Promise<PluginProcess>;
+  /** Restart budget: at most `max_restarts` per `window_ms`, backoff doubling. */
+  readonly restart: RestartPolicy;
+  /** Grace period per stop step. */
+  readonly stopGraceMs: number;
+  /** Called on every state change. */
+  readonly onStateChange?: (
+    state: PluginState,
+    detail: { error?: unknown; restarts: number },
+  ) => void;
+}
+
+/**
+ * Keeps one plugin process running: starts it, restarts it after a crash with exponential
+ * backoff inside a restart budget, then gives up (`failed`). Calls made while it restarts
+ * wait for it (bounded by their own timeout).
+ */
+export class PluginSupervisor implements AsyncDisposable {
+  readonly #o: PluginSupervisorOptions;
+  readonly #log = getLogger(["plugsconc", "supervisor"]);
+  readonly #life = new AbortController();
+  #state: PluginState = "stopped";
+  #process: PluginProcess | undefined;
+  #restartTimes: number[] = [];
+  #restarts = 0;
+  #lastError: unknown;
+  #backoffTimer: ReturnType<typeof setTimeout> | undefined;
+  #waiters = new Set<{ resolve(): void; reject(e: unknown): void }>();
+  #stopping: Promise<void> | undefined;
+
+  /** @param options see {@link PluginSupervisorOptions} */
+  constructor(options: PluginSupervisorOptions) {
+    this.#o = options;
+  }
+
+  /** The current state. */
+  get state(): PluginState {
+    return this.#state;
+  }
+
+  /** The running process, when there is one. */
+  get process(): PluginProcess | undefined {
+    return this.#process;
+  }
+
+  /** How many times it was restarted after a crash. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** The error that caused the last crash or failure. */
+  get lastError(): unknown {
+    return this.#lastError;
+  }
+
+  /**
+   * Starts the first process. A failure here is not retried: the plugin is `failed` and the
+   * error is thrown (a plugin that cannot start once will not start on a retry).
+   */
+  async start(): Promise<void> {
+    if (this.#state !== "stopped") {
+      throw new RangeError(`cannot start ${this.#o.name} in state ${this.#state}`);
+    }
+    this.#setState("starting");
+    try {
+      this.#adopt(await this.#o.launch(this.#life.signal));
+    } catch (e) {
+      this.#lastError = e;
+      this.#setState("failed", e);
+      throw e;
+    }
+  }
+
+  /**
+   * Resolves when the plugin is ready; waits through restarts. Rejects with
+   * `PluginUnavailableError` when it is stopped or failed, or `signal` aborts.
+   */
+  whenReady(signal?: AbortSignal): Promise<PluginProcess> {
+    if (this.#state === "ready" && this.#process) return Promise.resolve(this.#process);
+    if (this.#state === "failed" || this.#state === "stopped" || this.#state === "draining") {
+      return Promise.reject(this.#unavailable());
+    }
+    return new Promise<PluginProcess>((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          cleanup();
+          resolve(this.#process!);
+        },
+        reject: (e: unknown) => {
+          cleanup();
+          reject(e);
+        },
+      };
+      const onAbort = () => waiter.reject(signal!.reason);
+      const cleanup = () => {
+        this.#waiters.delete(waiter);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      if (signal?.aborted) return reject(signal.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.add(waiter);
+    });
+  }
+
+  /**
+   * Calls `method` on the running process, waiting for a restart in progress. `timeoutMs`
+   * covers the wait and the call.
+   */
+  async call(
+    method: string,
+    params: unknown,
+    options: { signal?: AbortSignal; timeoutMs: number },
+  ): Promise<unknown> {
+    const started = performance.now();
+    let proc = this.#state === "ready" ? this.#process : undefined;
+    if (proc === undefined) {
+      const wait = AbortSignal.any([
+        AbortSignal.timeout(options.timeoutMs),
+        ...(options.signal ? [options.signal] : []),
+      ]);
+      try {
+        proc = await this.whenReady(wait);
+      } catch (e) {
+        if (e instanceof PluginError) throw e;
+        if (options.signal?.aborted) throw options.signal.reason;
+        throw new PluginTimeoutError(this.#o.name, method, options.timeoutMs, {
+          cause: this.#lastError,
+        });
+      }
+    }
+    const left = Math.max(1, Math.round(options.timeoutMs - (performance.now() - started)));
+    return await proc.call(method, params, { signal: options.signal, timeoutMs: left });
+  }
+
+  /**
+   * Stops the plugin: no restarts, drain in-flight calls (up to the grace period), then the
+   * process's polite-then-forceful stop. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#life.abort(
+        new PluginUnavailableError(this.#o.name, "stopping", "the host is stopping it"),
+      );
+      clearTimeout(this.#backoffTimer);
+      const proc = this.#process;
+      if (proc && !proc.exitInfo) {
+        this.#setState("draining");
+        const deadline = Date.now() + this.#o.stopGraceMs;
+        while (proc.inFlight > 0 && Date.now() < deadline && !proc.exitInfo) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        await proc.stop(this.#o.stopGraceMs);
+      }
+      this.#setState(this.#state === "failed" ? "failed" : "stopped");
+    })();
+    return this.#stopping;
+  }
+
+  /** Same as {@link PluginSupervisor.stop}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #adopt(proc: PluginProcess): void {
+    this.#process = proc;
+    this.#setState("ready");
+    proc.exited.then((exit) => this.#onExit(proc, exit));
+  }
+
+  #onExit(proc: PluginProcess, exit: ExitInfo): void {
+    if (proc !== this.#process || this.#stopping || exit.requested) return;
+    this.#lastError = exit;
+    this.#log.warning("plugin {plugin} exited unexpectedly ({how})", {
+      plugin: this.#o.name,
+      how: exit.signal ?? `code ${exit.code}`,
+      stderr: exit.stderr.slice(-5),
+    });
+    this.#setState("crashed", exit);
+    this.#scheduleRestart();
+  }
+
+  #scheduleRestart(): void {
+    const { max_restarts, window_ms, initial_backoff_ms, max_backoff_ms } = this.#o.restart;
+    const now = Date.now();
+    this.#restartTimes = this.#restartTimes.filter((t) => now - t < window_ms);
+    if (this.#restartTimes.length >= max_restarts) {
+      this.#log.error(
+        "plugin {plugin} crashed {count} times within {windowMs} ms; restart budget exhausted, it is failed",
+        { plugin: this.#o.name, count: this.#restartTimes.length + 1, windowMs: window_ms },
+      );
+      this.#setState("failed", this.#lastError);
+      return;
+    }
+    const delay = Math.min(max_backoff_ms, initial_backoff_ms * 2 ** this.#restartTimes.length);
+    this.#restartTimes.push(now);
+    this.#setState("backoff");
+    this.#backoffTimer = setTimeout(() => void this.#restart(), delay);
+  }
+
+  async #restart(): Promise<void> {
+    if (this.#stopping) return;
+    this.#setState("starting");
+    try {
+      const proc = await this.#o.launch(this.#life.signal);
+      if (this.#stopping) {
+        await proc.stop(this.#o.stopGraceMs);
+        return;
+      }
+      this.#restarts++;
+      this.#adopt(proc);
+    } catch (e) {
+      if (this.#stopping) return;
+      this.#lastError = e;
+      this.#log.error("plugin {plugin} failed to restart: {error}", {
+        plugin: this.#o.name,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      this.#setState("crashed", e);
+      this.#scheduleRestart();
+    }
+  }
+
+  #unavailable(): PluginUnavailableError {
+    const why = this.#state === "failed"
+      ? `it failed (${
+        describe(this.#lastError)
+      }); fix it and restart the host, or see plugsconc logs`
+      : "it is not running";
+    return new PluginUnavailableError(this.#o.name, this.#state, why, { cause: this.#lastError });
+  }
+
+  #setState(state: PluginState, error?: unknown): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#o.onStateChange?.(state, { error, restarts: this.#restarts });
+    if (state === "ready") {
+      for (const w of [...this.#waiters]) w.resolve();
+    } else if (state === "failed" || state === "stopped" || state === "draining") {
+      const e = this.#unavailable();
+      for (const w of [...this.#waiters]) w.reject(e);
+    }
+  }
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (e !== null && typeof e === "object" && "code" in e && "signal" in e) {
+    const x = e as ExitInfo;
+    return x.signal ? `killed by ${x.signal}` : `exit code ${x.code}`;
+  }
+  return String(e);
+}

@@ -1,0 +1,197 @@
+import { JsonRpcPeer, type RpcHandlerContext, type RpcId } from "../rpc/mod.ts";
+import { DEFAULT_HANDSHAKE, PROTOCOL_VERSION } from "./handshake.ts";
+
+/** Log levels a plugin can use; they map to the host's LogTape levels. */
+export type PluginLogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+
+/** A logger whose records reach the host's logs as `$/log` notifications. */
+export interface PluginLogger {
+  /** Logs `message` with structured `fields` at `level`. */
+  log(level: PluginLogLevel, message: string, fields?: Record<string, unknown>): void;
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Calls into services the host offers plugins (`host/<service>.<op>`). */
+export interface HostClient {
+  /** Sends a request to the host, e.g. `request("host/process.exec", {...})`. */
+  request(
+    method: string,
+    params?: unknown,
+    options?: { signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<unknown>;
+}
+
+/** What a method handler gets besides its params. */
+export interface HandlerContext {
+  /** Aborted when the host cancels the call (timeout, client gone) or the plugin shuts down. */
+  readonly signal: AbortSignal;
+  /** The request id. */
+  readonly id: RpcId;
+  /** The method name. */
+  readonly method: string;
+  /** Logs to the host, tagged with the method. */
+  readonly log: PluginLogger;
+  /** Host services. */
+  readonly host: HostClient;
+}
+
+/** Serves one method; the return value is the JSON result, a thrown error the JSON-RPC error. */
+// deno-lint-ignore no-explicit-any
+export type MethodHandler = (params: any, ctx: HandlerContext) => unknown;
+
+/** What `health()` answers; `degraded` and `unhealthy` should carry a message. */
+export interface HealthReport {
+  status: "healthy" | "degraded" | "unhealthy";
+  message?: string;
+}
+
+/** Options for {@link serve}. */
+export interface ServeOptions {
+  /** The methods the plugin offers, by name. */
+  methods: Record<string, MethodHandler>;
+  /** Answers the host's health checks. Default: healthy while the plugin answers. */
+  health?: () => HealthReport | Promise<HealthReport>;
+  /** The handshake cookie, if the manifest sets its own `handshake` values. */
+  handshake?: { magic_cookie_key?: string; magic_cookie_value?: string };
+  /** Routes `console.*` to the host's logs (stdout belongs to the protocol). Default `true`. */
+  captureConsole?: boolean;
+}
+
+const encoder = new TextEncoder();
+
+function writeAllSync(bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+function cookieMatches(key: string, value: string): boolean {
+  // Query first: reading an env var without permission would prompt on a terminal.
+  if (Deno.permissions.querySync({ name: "env", variable: key }).state !== "granted") return false;
+  return Deno.env.get(key) === value;
+}
+
+function formatArgs(args: unknown[]): string {
+  return args.map((a) => typeof a === "string" ? a : Deno.inspect(a, { colors: false, depth: 6 }))
+    .join(" ");
+}
+
+/**
+ * Runs a plugin: answers the host's JSON-RPC requests on stdin/stdout until stdin closes or
+ * the host sends `$/shutdown`. Run directly (without the host), it prints one line saying how
+ * to run it and exits 1.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "plugsconc/sdk";
+ *
+ * serve({
+ *   methods: {
+ *     speak: ({ loud }: { loud?: boolean }) => (loud ? "MEOW" : "meow"),
+ *   },
+ * });
+ * ```
+ */
+export function serve(options: ServeOptions): Promise<void> {
+  const key = options.handshake?.magic_cookie_key ?? DEFAULT_HANDSHAKE.magic_cookie_key;
+  const value = options.handshake?.magic_cookie_value ?? DEFAULT_HANDSHAKE.magic_cookie_value;
+  if (!cookieMatches(key, value)) {
+    Deno.stderr.writeSync(encoder.encode(
+      "This is a plugsconc plugin; it is started by the host, not directly. " +
+        "Run `deno task cli call <plugin> <method>` or `deno task start` instead.\n",
+    ));
+    Deno.exit(1);
+  }
+  const methodNames = Object.keys(options.methods);
+  for (const name of methodNames) {
+    if (name.startsWith("$/") || name.startsWith("host/")) {
+      throw new RangeError(`method name ${JSON.stringify(name)} is reserved`);
+    }
+  }
+  const peer = new JsonRpcPeer({ send: writeAllSync, maxLineBytes: 64 * 1024 * 1024 });
+  const shutdown = new AbortController();
+
+  const makeLogger = (extra: Record<string, unknown>): PluginLogger => {
+    const log = (level: PluginLogLevel, message: string, fields?: Record<string, unknown>) => {
+      void peer.notify("$/log", { level, message, fields: { ...extra, ...fields } });
+    };
+    return {
+      log,
+      debug: (m, f) => log("debug", m, f),
+      info: (m, f) => log("info", m, f),
+      warn: (m, f) => log("warning", m, f),
+      error: (m, f) => log("error", m, f),
+    };
+  };
+  const host: HostClient = {
+    request: (method, params, opts) => peer.request(method, params, opts),
+  };
+
+  if (options.captureConsole ?? true) {
+    const base = makeLogger({ source: "console" });
+    const route = (level: PluginLogLevel) => (...args: unknown[]) =>
+      base.log(level, formatArgs(args));
+    console.log = route("info");
+    console.info = route("info");
+    console.debug = route("debug");
+    console.trace = route("trace");
+    console.warn = route("warning");
+    console.error = route("error");
+  }
+
+  for (const name of methodNames) {
+    const handler = options.methods[name]!;
+    peer.handle(name, (params, rpc: RpcHandlerContext) => {
+      const signal = AbortSignal.any([rpc.signal, shutdown.signal]);
+      try {
+        const result = handler(params, {
+          signal,
+          id: rpc.id,
+          method: rpc.method,
+          log: makeLogger({ method: rpc.method }),
+          host,
+        });
+        return result instanceof Promise ? result.catch(withErrorName) : result;
+      } catch (e) {
+        withErrorName(e);
+      }
+    });
+  }
+  peer.handle(
+    "$/health",
+    async () => options.health ? await options.health() : { status: "healthy" },
+  );
+  peer.handle("$/shutdown", () => {
+    shutdown.abort(new Error("the plugin is shutting down"));
+    // Exit once the response (written synchronously after this returns) is out.
+    setTimeout(() => Deno.exit(0), 0);
+    return { ok: true };
+  });
+
+  peer.notify("$/ready", { protocol: PROTOCOL_VERSION, methods: methodNames });
+  return readLoop(peer).then(() => {
+    peer.close(new Error("stdin closed"));
+    Deno.exit(0);
+  });
+}
+
+/** Rethrows `e` with its class name in `data.name`, so the host can tell NotCapable apart. */
+function withErrorName(e: unknown): never {
+  if (e instanceof Error && !("data" in e)) {
+    Object.assign(e, { data: { name: e.name } });
+  }
+  throw e;
+}
+
+async function readLoop(peer: JsonRpcPeer): Promise<void> {
+  // Async reads into one reused buffer: no stream machinery per chunk, and the event loop
+  // stays free for handlers and timers (a blocking readSync would stall them).
+  const buf = new Uint8Array(256 * 1024);
+  for (;;) {
+    const n = await Deno.stdin.read(buf);
+    if (n === null) return;
+    peer.receive(buf.subarray(0, n));
+  }
+}
