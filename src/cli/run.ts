@@ -43,8 +43,11 @@ export function registerRun(program: Command, ctx: CliContext): void {
           bad.error.message.split("\n").join(" "),
         ]);
       }
+      const watching = host.watchedFolder
+        ? `watching ${host.watchedFolder} (reload ${c.watcher.reload ? "on" : "off"})`
+        : "not watching for changes";
       ctx.io.out(
-        `plugsconc ${VERSION}: plugins from ${c.dirs.plugins}\n` +
+        `plugsconc ${VERSION}: plugins from ${c.dirs.plugins}; ${watching}\n` +
           formatTable(["NAME", "VERSION", "STATE", "PID", "GRANTS"], rows) +
           "Ctrl-C stops the host.\n",
       );

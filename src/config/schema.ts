@@ -69,7 +69,7 @@ const WatcherSchema = z.strictObject({
   /** Restart a plugin when its folder changes. */
   reload: z.boolean().default(true),
   debounce_ms: z.number().int().min(10).max(60_000).default(200),
-  ignore: z.array(z.string()).default([".git", "node_modules", "*.swp", "*.swx", "*~", ".#*"]),
+  ignore: z.array(z.string()).default([".git", "node_modules", "*.swp", "*.swx", "*~", ".#*", "4913"]),
 });
 
 const WorkerPoolSchema = z.strictObject({

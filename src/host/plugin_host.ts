@@ -6,6 +6,8 @@ import { PlugsconcError } from "../errors/mod.ts";
 import {
   discoverPlugins,
   type Discovery,
+  loadManifest,
+  MANIFEST_FILE,
   ManifestError,
   orderByDependencies,
   type PluginDescriptor,
@@ -29,6 +31,7 @@ import {
   throwIfRefused,
 } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
+import { type ChangeBatch, PluginWatcher } from "../watch/mod.ts";
 import { materializeSdk, writeIfChanged } from "./sdk_files.ts";
 
 /** Options for {@link PluginHost.start}. */
@@ -41,6 +44,11 @@ export interface PluginHostOptions {
   baseDir?: string;
   /** Start only these plugins (and what they depend on). Default: every enabled plugin. */
   only?: readonly string[];
+  /**
+   * Watch the plugins folder and reload changed plugins (`watcher.enabled` and
+   * `watcher.reload`). Default: as configured, and off when `only` is given.
+   */
+  watch?: boolean;
 }
 
 /** Options of one call. */
@@ -95,6 +103,8 @@ export class PluginHost implements AsyncDisposable {
   readonly discovery: Discovery;
   readonly #entries: Map<string, Entry>;
   #stopping: Promise<void> | undefined;
+  #runtime: HostRuntime | undefined;
+  #watcher: PluginWatcher | undefined;
 
   private constructor(loaded: LoadedConfig, discovery: Discovery, entries: Map<string, Entry>) {
     this.config = loaded.config;
@@ -130,12 +140,112 @@ export class PluginHost implements AsyncDisposable {
     const entries = new Map(ordered.map((plugin) => [plugin.name, { plugin } as Entry]));
     const host = new PluginHost(loaded, discovery, entries);
     await host.#startAll(ordered);
+    const watch = options.watch ?? (options.only === undefined && config.watcher.enabled);
+    if (watch) {
+      host.#watcher = new PluginWatcher({
+        root: config.dirs.plugins,
+        debounceMs: config.watcher.debounce_ms,
+        ignore: config.watcher.ignore,
+        onBatch: (batch) => config.watcher.reload ? host.#onChange(batch) : undefined,
+      });
+    }
     return host;
+  }
+
+  /** The folder being watched for changes, if any. */
+  get watchedFolder(): string | undefined {
+    return this.#watcher?.root;
+  }
+
+  /**
+   * Applies a change batch: re-validates the plugin's manifest, sandbox and module graph and,
+   * if they pass, starts the new version, switches calls to it and drains the old one. A bad
+   * change keeps the old version serving. A removed folder stops its plugin; a new one starts.
+   */
+  async #onChange(batch: ChangeBatch): Promise<void> {
+    if (this.#stopping) return;
+    const dir = await Deno.realPath(batch.dir).catch(() => batch.dir);
+    const current = [...this.#entries.values()].find((e) =>
+      e.plugin.dir === dir || e.plugin.dir === batch.dir
+    );
+    const paths = batch.paths;
+    const hasManifest = batch.exists &&
+      await Deno.stat(join(batch.dir, MANIFEST_FILE)).then(() => true, () => false);
+    if (!hasManifest) {
+      if (current) {
+        log.info("plugin {plugin}: folder {dir} removed; stopping it", {
+          plugin: current.plugin.name,
+          dir,
+          paths,
+        });
+        this.#entries.delete(current.plugin.name);
+        await current.supervisor?.stop();
+      }
+      return;
+    }
+    let plugin: PluginDescriptor;
+    try {
+      plugin = await loadManifest(batch.dir);
+    } catch (e) {
+      log.error("change in {dir} refused: {error}; {keeping}", {
+        dir,
+        paths,
+        error: e instanceof Error ? e.message : String(e),
+        keeping: current ? `the running ${current.plugin.name} keeps serving` : "nothing started",
+      });
+      return;
+    }
+    const config = this.config;
+    const allowed = config.security.allowed_plugins;
+    if (
+      config.plugins[plugin.name]?.enabled === false ||
+      (allowed.length > 0 && !allowed.includes(plugin.name))
+    ) {
+      log.info("change in {dir}: plugin {plugin} is disabled or not allowed; not started", {
+        dir,
+        plugin: plugin.name,
+      });
+      return;
+    }
+    const clash = this.#entries.get(plugin.name);
+    if (clash && clash !== current) {
+      log.error("change in {dir} refused: plugin name {plugin} is already used by {other}", {
+        dir,
+        plugin: plugin.name,
+        other: clash.plugin.dir,
+      });
+      return;
+    }
+    let next: Entry;
+    try {
+      this.#runtime ??= await prepareRuntime(config);
+      next = { plugin, ...(await this.#launch(plugin, this.#runtime)) };
+    } catch (e) {
+      log.error("reload of {plugin} refused: {error}; {keeping}", {
+        plugin: plugin.name,
+        paths,
+        error: e instanceof Error ? e.message : String(e),
+        keeping: current ? "the old version keeps serving" : "it is not started",
+      });
+      return;
+    }
+    if (current && current.plugin.name !== plugin.name) this.#entries.delete(current.plugin.name);
+    this.#entries.set(plugin.name, next);
+    log.info("plugin {plugin} {version} {action} (pid {pid})", {
+      plugin: plugin.name,
+      version: plugin.manifest.plugin.version,
+      action: current ? "reloaded" : "started",
+      pid: next.supervisor?.process?.pid,
+      paths,
+    });
+    // In-flight calls on the old version finish (up to the grace period) before it stops.
+    await current?.supervisor?.stop();
   }
 
   async #startAll(ordered: readonly PluginDescriptor[]): Promise<void> {
     if (ordered.length === 0) return;
     const runtime = await prepareRuntime(this.config);
+    this.#runtime = runtime;
     const started = new Map<string, Promise<boolean>>();
     const startOne = async (plugin: PluginDescriptor): Promise<boolean> => {
       const entry = this.#entries.get(plugin.name)!;
@@ -151,7 +261,7 @@ export class PluginHost implements AsyncDisposable {
         return false;
       }
       try {
-        await this.#startPlugin(entry, runtime);
+        Object.assign(entry, await this.#launch(plugin, runtime));
         return true;
       } catch (e) {
         entry.error = e instanceof PlugsconcError ? e : new PlugsconcError(
@@ -172,15 +282,17 @@ export class PluginHost implements AsyncDisposable {
     await Promise.all(started.values());
   }
 
-  async #startPlugin(entry: Entry, ctx: HostRuntime): Promise<void> {
-    const { plugin } = entry;
+  /** Compiles, checks and starts one plugin under a new supervisor. */
+  async #launch(
+    plugin: PluginDescriptor,
+    ctx: HostRuntime,
+  ): Promise<{ compiled: CompiledSandbox; supervisor: PluginSupervisor }> {
     const config = this.config;
     const sandboxCtx = sandboxContext(config, this.configFile, plugin, ctx);
     const { denoCacheDir } = sandboxCtx;
     await Deno.mkdir(sandboxCtx.dataDir, { recursive: true });
     await Deno.mkdir(denoCacheDir, { recursive: true });
     const compiled = compileSandbox(plugin, sandboxCtx);
-    entry.compiled = compiled;
     for (const warning of compiled.warnings) {
       log.warning("plugin {plugin}: {warning}", { plugin: plugin.name, warning });
     }
@@ -228,13 +340,13 @@ export class PluginHost implements AsyncDisposable {
           restarts: detail.restarts,
         }),
     });
-    entry.supervisor = supervisor;
     await supervisor.start();
     log.info("plugin {plugin} {version} ready (pid {pid})", {
       plugin: plugin.name,
       version: plugin.manifest.plugin.version,
       pid: supervisor.process?.pid,
     });
+    return { compiled, supervisor };
   }
 
   /**
@@ -313,6 +425,7 @@ export class PluginHost implements AsyncDisposable {
   /** Stops every plugin (drain, `$/shutdown`, then force). Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      await this.#watcher?.close();
       const results = await Promise.allSettled(
         [...this.#entries.values()].map((e) => e.supervisor?.stop()),
       );

@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeHome, pidAlive, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
+
+const WATCH = { watcher: { enabled: true, reload: true, debounce_ms: 100 } };
+
+Deno.test("editing a plugin's code reloads it: new process, new behaviour, old one stopped", async () => {
+  await using home = await makeHome(WATCH);
+  const dir = await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await using host = await home.startHost();
+  assert.equal(host.watchedFolder, home.pluginsDir);
+  const oldPid = host.plugins()[0]!.pid!;
+  assert.deepEqual(await host.call("cat", "speak", {}), { sound: "meow" });
+  const main = join(dir, "main.ts");
+  await Deno.writeTextFile(main, (await Deno.readTextFile(main)).replace('"meow"', '"purr"'));
+  const reloaded = await waitFor(async () => {
+    const r = await host.call("cat", "speak", {}) as { sound: string };
+    return r.sound === "purr";
+  }, 15_000);
+  assert.ok(reloaded, "cat answers with the new code");
+  const info = host.plugins()[0]!;
+  assert.notEqual(info.pid, oldPid);
+  assert.ok(await waitFor(() => !pidAlive(oldPid), 5_000), "the old process is gone");
+});
+
+Deno.test("a broken edit keeps the old version serving; every call succeeds throughout", async () => {
+  await using home = await makeHome(WATCH);
+  const dir = await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await using host = await home.startHost();
+  const pid = host.plugins()[0]!.pid;
+  const failures: unknown[] = [];
+  let calls = 0;
+  let stop = false;
+  const caller = (async () => {
+    while (!stop) {
+      try {
+        await host.call("cat", "speak", {});
+        calls++;
+      } catch (e) {
+        failures.push(e);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  // A manifest typo, then code that imports a file outside the plugin folder.
+  const manifest = join(dir, "manifest.yaml");
+  const good = await Deno.readTextFile(manifest);
+  await Deno.writeTextFile(manifest, good + "capabilitees: {}\n");
+  await new Promise((r) => setTimeout(r, 800));
+  await Deno.writeTextFile(manifest, good);
+  const secret = join(home.dir, "secret.txt");
+  await Deno.writeTextFile(secret, "s3cret");
+  await Deno.writeTextFile(
+    join(dir, "main.ts"),
+    `import secret from ${JSON.stringify(secret)} with { type: "text" };\n` +
+      `import { serve } from "plugsconc/sdk";\nserve({ methods: { speak: () => ({ sound: secret }) } });\n`,
+  );
+  await new Promise((r) => setTimeout(r, 1500));
+  stop = true;
+  await caller;
+  assert.deepEqual(failures, []);
+  assert.ok(calls > 20, `only ${calls} calls`);
+  assert.equal(host.plugins()[0]!.pid, pid, "the old process still serves");
+  assert.deepEqual(await host.call("cat", "speak", {}), { sound: "meow" });
+});
+
+Deno.test("a new plugin folder is picked up and started; a removed one is stopped", async () => {
+  await using home = await makeHome(WATCH);
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await using host = await home.startHost();
+  assert.deepEqual(host.plugins().map((p) => p.name), ["cat"]);
+  await home.addPlugin(join(SAMPLE_PLUGINS, "dog"));
+  assert.ok(
+    await waitFor(
+      () => host.plugins().some((p) => p.name === "dog" && p.state === "ready"),
+      15_000,
+    ),
+    "dog started",
+  );
+  assert.deepEqual(await host.call("dog", "speak", { loud: true }), { sound: "WOOF!" });
+  const dogPid = host.plugins().find((p) => p.name === "dog")!.pid!;
+  await Deno.remove(join(home.pluginsDir, "dog"), { recursive: true });
+  assert.ok(
+    await waitFor(() => !host.plugins().some((p) => p.name === "dog"), 10_000),
+    "dog removed",
+  );
+  assert.ok(await waitFor(() => !pidAlive(dogPid), 5_000), "dog's process is gone");
+  await assert.rejects(
+    host.call("dog", "speak", {}),
+    (e: unknown) => (e as { code?: string }).code === "PLUGIN_NOT_FOUND",
+  );
+  assert.deepEqual(await host.call("cat", "speak", {}), { sound: "meow" }, "cat is untouched");
+});
