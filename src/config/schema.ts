@@ -51,6 +51,13 @@ const StoreLogSchema = z.strictObject({
   synchronous: z.enum(["OFF", "NORMAL", "FULL"]).default("NORMAL"),
   retention_days: nonNegativeInt.default(14),
   max_rows: nonNegativeInt.default(1_000_000),
+  /** How often the writer deletes records beyond retention_days / max_rows (in small batches). */
+  retention_interval_ms: z.number().int().min(100).default(60_000),
+  /**
+   * How long one write attempt waits for a lock another process holds before backing off and
+   * retrying (the writer runs in a worker: this never blocks the host).
+   */
+  busy_timeout_ms: nonNegativeInt.max(60_000).default(200),
 });
 
 const LoggingSchema = z.strictObject({
@@ -69,7 +76,15 @@ const WatcherSchema = z.strictObject({
   /** Restart a plugin when its folder changes. */
   reload: z.boolean().default(true),
   debounce_ms: z.number().int().min(10).max(60_000).default(200),
-  ignore: z.array(z.string()).default([".git", "node_modules", "*.swp", "*.swx", "*~", ".#*", "4913"]),
+  ignore: z.array(z.string()).default([
+    ".git",
+    "node_modules",
+    "*.swp",
+    "*.swx",
+    "*~",
+    ".#*",
+    "4913",
+  ]),
 });
 
 const WorkerPoolSchema = z.strictObject({

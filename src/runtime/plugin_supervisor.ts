@@ -53,6 +53,7 @@ export class PluginSupervisor implements AsyncDisposable {
   #backoffTimer: ReturnType<typeof setTimeout> | undefined;
   #waiters = new Set<{ resolve(): void; reject(e: unknown): void }>();
   #stopping: Promise<void> | undefined;
+  #restarting: Promise<void> | undefined;
 
   /** @param options see {@link PluginSupervisorOptions} */
   constructor(options: PluginSupervisorOptions) {
@@ -168,6 +169,8 @@ export class PluginSupervisor implements AsyncDisposable {
         new PluginUnavailableError(this.#o.name, "stopping", "the host is stopping it"),
       );
       clearTimeout(this.#backoffTimer);
+      // A restart under way sees the abort, kills the process it is starting and returns.
+      await this.#restarting;
       const proc = this.#process;
       if (proc && !proc.exitInfo) {
         this.#setState("draining");
@@ -220,7 +223,9 @@ export class PluginSupervisor implements AsyncDisposable {
     const delay = Math.min(max_backoff_ms, initial_backoff_ms * 2 ** this.#restartTimes.length);
     this.#restartTimes.push(now);
     this.#setState("backoff");
-    this.#backoffTimer = setTimeout(() => void this.#restart(), delay);
+    this.#backoffTimer = setTimeout(() => {
+      this.#restarting = this.#restart().finally(() => (this.#restarting = undefined));
+    }, delay);
   }
 
   async #restart(): Promise<void> {

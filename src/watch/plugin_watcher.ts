@@ -91,6 +91,11 @@ export class PluginWatcher implements AsyncDisposable {
         continue;
       }
       this.#watcher = watcher;
+      if (this.#closed) {
+        // close() ran while the watcher was being created: it could not close this one.
+        watcher.close();
+        break;
+      }
       if (this.#restarts > 0 || this.#pending.size > 0) {
         // After the root came back, whatever is in it now is news.
         for await (const e of Deno.readDir(this.#o.root)) {
@@ -101,7 +106,10 @@ export class PluginWatcher implements AsyncDisposable {
       }
       try {
         for await (const event of watcher) {
-          for (const path of event.paths) this.#note(path, event.kind);
+          for (const path of event.paths) {
+            this.#note(path, event.kind);
+            if (event.kind === "create") void this.#scanNewFolder(path);
+          }
           if (event.paths.includes(this.#o.root) && event.kind === "remove") break;
           if (!(await this.#exists(this.#o.root))) break;
         }
@@ -141,6 +149,24 @@ export class PluginWatcher implements AsyncDisposable {
     const waited = Date.now() - p.firstAt;
     const delay = waited >= this.#o.debounceMs * 10 ? 0 : this.#o.debounceMs;
     p.timer = setTimeout(() => this.#flush(folder), delay);
+  }
+
+  /**
+   * inotify only watches a new folder once its create event is handled, so files written into
+   * it before then (a plugin folder copied in) raise no event. Listing the folder after its
+   * create event reports them; the debounce keeps them in the folder's one batch.
+   */
+  async #scanNewFolder(path: string, depth = 0): Promise<void> {
+    if (this.#closed || depth > 8) return;
+    try {
+      if (!(await Deno.lstat(path)).isDirectory) return;
+      for await (const e of Deno.readDir(path)) {
+        const child = join(path, e.name);
+        if (isIgnored(relative(this.#o.root, child), this.#o.ignore)) continue;
+        this.#note(child, "create");
+        if (e.isDirectory) await this.#scanNewFolder(child, depth + 1);
+      }
+    } catch { /* gone again, or unreadable: its events (if any) tell the rest */ }
   }
 
   #flush(folder: string): void {

@@ -1,0 +1,7 @@
+import { serve } from "plugsconc/sdk";
+
+serve({
+  methods: {
+    echo: (params: unknown) => params ?? null,
+  },
+});

@@ -1,0 +1,540 @@
+/**
+ * End-to-end RPC benchmark of a real plugin process (issue 3, DESIGN §5). Prints one JSON
+ * object on stdout; progress goes to stderr.
+ *
+ * - `cold_start`: spawn -> `$/ready` of the `bench` plugin (`plugins/bench/`) with the argv and
+ *   env the host compiled for it, through `PluginProcess.start` with the options
+ *   `PluginHost#startPlugin` uses (setpriv prefix included), interleaved with a raw `deno run`
+ *   of an empty script (spawn -> exit) and of a script printing one line (spawn -> that line,
+ *   the fairer comparison: the plugin is "up" when its first line arrives, not when it exits).
+ *   `breakdown` runs the one-line script with the sandbox's flags and env, with and without
+ *   setpriv, to show where a difference comes from.
+ * - `sequential_100b`: one call at a time, ~100-byte params, through `host.call`,
+ *   `PluginProcess.call` and `PluginProcess.request` (the bare JSON-RPC peer), so each
+ *   layer's overhead shows; beside `raw_pipe_floor`, a Deno <-> Deno pipe ping-pong of a
+ *   100-byte line without JSON (blocking reads in the child, BYOB reads in the parent), the
+ *   least any stdio design can cost on this machine at this moment. The paths run in
+ *   interleaved blocks so a change of machine load hits all of them alike.
+ * - `throughput`: 64 calls in flight, 100 B and 64 KiB params, through `host.call` and the peer.
+ * - `cpu` objects: CPU time per call of this process (the host) and the plugin, and how many
+ *   CPUs everything else on the machine used meanwhile (`other_load_cpus`; Linux, from
+ *   `/proc`): on a 2-core machine another busy process shows up directly in the latencies.
+ *
+ * Usage: `deno run -A scripts/bench/rpc.ts` (about 20 s on 2 cores).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { PluginHost } from "../../src/host/mod.ts";
+import {
+  findDenoBinary,
+  findSetpriv,
+  PluginProcess,
+  type PluginProcessOptions,
+} from "../../src/runtime/mod.ts";
+import { makeHome } from "../../tests/_helpers.ts";
+
+const PLUGIN = "bench";
+const PLUGIN_SOURCE = join(import.meta.dirname!, "plugins", PLUGIN);
+const COLD_RUNS = 20;
+const BREAKDOWN_RUNS = 10;
+const SEQ_WARMUP = 1_000;
+const SEQ_CALLS = 10_000;
+const SEQ_BLOCKS = 10;
+const IN_FLIGHT = 64;
+/** Each throughput run stops issuing calls after this long (the whole run must stay < 2 min). */
+const THROUGHPUT_BUDGET_MS = 20_000;
+
+const TARGETS = {
+  cold_start_ratio_max: 1.5,
+  sequential_p50_us_max: 100,
+  throughput_100b_calls_per_s_min: 100_000,
+};
+
+function progress(message: string): void {
+  console.error(`[rpc bench] ${message}`);
+}
+
+/** `{"text":"xxx…"}` whose JSON is exactly `bytes` long. */
+function paramsOf(bytes: number): { text: string } {
+  const empty = JSON.stringify({ text: "" }).length;
+  const params = { text: "x".repeat(bytes - empty) };
+  if (JSON.stringify(params).length !== bytes) throw new Error("params size mismatch");
+  return params;
+}
+
+const round = (x: number, digits = 1) => Number(x.toFixed(digits));
+
+/** Nearest-rank percentile of sorted values. */
+function pct(sorted: ArrayLike<number>, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+function msStats(samples: number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  return {
+    runs: s.length,
+    median_ms: round(pct(s, 0.5), 2),
+    p90_ms: round(pct(s, 0.9), 2),
+    min_ms: round(s[0]!, 2),
+  };
+}
+
+function usStats(samplesMs: Float64Array) {
+  const s = samplesMs.slice().sort();
+  let sum = 0;
+  for (const x of s) sum += x;
+  return {
+    calls: s.length,
+    p50_us: round(pct(s, 0.5) * 1000),
+    p90_us: round(pct(s, 0.9) * 1000),
+    p99_us: round(pct(s, 0.99) * 1000),
+    mean_us: round((sum / s.length) * 1000),
+    max_us: round(s[s.length - 1]! * 1000),
+  };
+}
+
+// ---- CPU accounting (Linux /proc; null elsewhere) -------------------------------------------
+
+/** CPU time (ns) of every thread of `pid`. */
+function cpuNs(pid: number): number | undefined {
+  try {
+    let sum = 0;
+    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        sum += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
+      } catch { /* the thread ended */ }
+    }
+    return sum;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time (ns) of every process on the machine except `exclude`. Summed from each thread's
+ * schedstat: `/proc/stat` is tick-sampled and badly over-counts a ping-pong workload.
+ */
+function othersCpuNs(exclude: ReadonlySet<number>): number | undefined {
+  try {
+    let sum = 0;
+    for (const e of Deno.readDirSync("/proc")) {
+      const pid = Number(e.name);
+      if (!Number.isInteger(pid) || exclude.has(pid)) continue;
+      sum += cpuNs(pid) ?? 0;
+    }
+    return sum;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Accumulates CPU use over one or more measured intervals of a call path. */
+class CpuMeter {
+  #host = 0;
+  #plugin = 0;
+  #others = 0;
+  #wallNs = 0;
+  #calls = 0;
+  #ok = true;
+
+  constructor(readonly pluginPid: number | undefined) {}
+
+  /** Measures `fn`, which makes `calls` calls. */
+  async measure<T>(calls: number, fn: () => Promise<T>): Promise<T> {
+    const exclude = new Set([Deno.pid, ...(this.pluginPid ? [this.pluginPid] : [])]);
+    const h0 = cpuNs(Deno.pid);
+    const p0 = this.pluginPid ? cpuNs(this.pluginPid) : 0;
+    const o0 = othersCpuNs(exclude);
+    const t0 = performance.now();
+    const result = await fn();
+    const wall = (performance.now() - t0) * 1e6;
+    const h1 = cpuNs(Deno.pid);
+    const p1 = this.pluginPid ? cpuNs(this.pluginPid) : 0;
+    const o1 = othersCpuNs(exclude);
+    if (
+      h0 === undefined || h1 === undefined || p0 === undefined || p1 === undefined ||
+      o0 === undefined || o1 === undefined
+    ) {
+      this.#ok = false;
+    } else {
+      this.#host += h1 - h0;
+      this.#plugin += p1 - p0;
+      this.#others += Math.max(0, o1 - o0);
+    }
+    this.#wallNs += wall;
+    this.#calls += calls;
+    return result;
+  }
+
+  report() {
+    if (!this.#ok || this.#calls === 0) return null;
+    return {
+      host_cpu_us_per_call: round(this.#host / this.#calls / 1000, 2),
+      plugin_cpu_us_per_call: round(this.#plugin / this.#calls / 1000, 2),
+      other_load_cpus: round(this.#others / this.#wallNs, 2),
+    };
+  }
+}
+
+// ---- cold start ---------------------------------------------------------------------------
+
+/** Spawn -> exit of `bin args`. */
+async function spawnToExit(bin: string, args: string[], env?: Record<string, string>) {
+  const t0 = performance.now();
+  const child = new Deno.Command(bin, {
+    args,
+    env,
+    clearEnv: env !== undefined,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const status = await child.status;
+  const ms = performance.now() - t0;
+  if (!status.success) throw new Error(`${bin} ${args.join(" ")} exited with ${status.code}`);
+  return ms;
+}
+
+/** Spawn -> first complete stdout line of `bin args`. */
+async function spawnToFirstLine(bin: string, args: string[], env?: Record<string, string>) {
+  const t0 = performance.now();
+  const child = new Deno.Command(bin, {
+    args,
+    env,
+    clearEnv: env !== undefined,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let ms = -1;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    if (ms < 0 && value.includes(0x0a)) ms = performance.now() - t0;
+  }
+  const status = await child.status;
+  if (ms < 0 || !status.success) throw new Error(`${bin} ${args.join(" ")} printed no line`);
+  return ms;
+}
+
+async function coldStart(host: PluginHost, scripts: Scripts) {
+  const config = host.config;
+  const compiled = host.sandbox(PLUGIN)!;
+  const plugin = compiled.plugin;
+  // The same options as PluginHost#startPlugin passes to PluginProcess.start.
+  const denoBin = findDenoBinary(config.runtime.deno);
+  const setpriv = findSetpriv();
+  const [bin, ...prefix] = setpriv ? [setpriv, "--pdeathsig", "KILL", "--", denoBin] : [denoBin];
+  const override = config.plugins[PLUGIN];
+  const options: PluginProcessOptions = {
+    name: PLUGIN,
+    bin: bin!,
+    args: [...prefix, ...compiled.argv],
+    env: compiled.env,
+    cwd: plugin.dir,
+    protocolVersion: plugin.manifest.handshake.protocol_version,
+    startTimeoutMs: override?.start_timeout_ms ?? config.defaults.start_timeout_ms,
+    maxLineBytes: config.defaults.max_line_bytes,
+    stopGraceMs: config.defaults.stop_grace_ms,
+  };
+  const pluginStart = async () => {
+    const t0 = performance.now();
+    const proc = await PluginProcess.start(options);
+    const ms = performance.now() - t0;
+    await proc.stop();
+    return ms;
+  };
+
+  // Interleaved, so a change of machine load during the run hits every series alike.
+  progress(`cold start: ${COLD_RUNS} x (plugin start, raw deno run to exit, to first line)`);
+  const pluginMs: number[] = [];
+  const rawExit: number[] = [];
+  const rawLine: number[] = [];
+  const sandboxArgs = [...compiled.argv.slice(0, -1), scripts.oneLine];
+  const flagsMs: number[] = [];
+  const setprivMs: number[] = [];
+  for (let i = -2; i < COLD_RUNS; i++) {
+    const p = await pluginStart();
+    const e = await spawnToExit(denoBin, ["run", scripts.empty]);
+    const l = await spawnToFirstLine(denoBin, ["run", scripts.oneLine]);
+    if (i >= 0) {
+      pluginMs.push(p);
+      rawExit.push(e);
+      rawLine.push(l);
+    }
+    // Where a difference would come from: the sandbox's flags and env (DENO_DIR, import map,
+    // v8 flags, deny-net) on the one-line script, then the same behind setpriv.
+    if (i >= -1 && i < BREAKDOWN_RUNS) {
+      const f = await spawnToFirstLine(denoBin, sandboxArgs, { ...compiled.env });
+      const s = setpriv
+        ? await spawnToFirstLine(setpriv, ["--pdeathsig", "KILL", "--", denoBin, ...sandboxArgs], {
+          ...compiled.env,
+        })
+        : undefined;
+      if (i >= 0) {
+        flagsMs.push(f);
+        if (s !== undefined) setprivMs.push(s);
+      }
+    }
+  }
+
+  const plugin_ = msStats(pluginMs);
+  const exit_ = msStats(rawExit);
+  const line_ = msStats(rawLine);
+  return {
+    plugin_spawn_to_ready: plugin_,
+    raw_deno_run_empty_spawn_to_exit: exit_,
+    raw_deno_run_spawn_to_first_line: line_,
+    ratio_vs_first_line: round(plugin_.median_ms / line_.median_ms, 2),
+    ratio_vs_exit: round(plugin_.median_ms / exit_.median_ms, 2),
+    breakdown: {
+      sandbox_flags_one_line_script: msStats(flagsMs),
+      sandbox_flags_with_setpriv_one_line_script: setpriv ? msStats(setprivMs) : null,
+    },
+  };
+}
+
+// ---- round trips --------------------------------------------------------------------------
+
+type Call = (params: unknown) => Promise<unknown>;
+
+interface Path {
+  readonly name: string;
+  readonly call: Call;
+  readonly params: unknown;
+  readonly meter: CpuMeter;
+  readonly samples: Float64Array;
+}
+
+/**
+ * `SEQ_CALLS` sequential calls per path after `SEQ_WARMUP` each, in `SEQ_BLOCKS` rounds of
+ * interleaved blocks.
+ */
+async function sequential(paths: Path[]) {
+  for (const p of paths) for (let i = 0; i < SEQ_WARMUP; i++) await p.call(p.params);
+  const block = SEQ_CALLS / SEQ_BLOCKS;
+  for (let b = 0; b < SEQ_BLOCKS; b++) {
+    for (const p of paths) {
+      await p.meter.measure(block, async () => {
+        for (let i = b * block; i < (b + 1) * block; i++) {
+          const t0 = performance.now();
+          await p.call(p.params);
+          p.samples[i] = performance.now() - t0;
+        }
+      });
+    }
+  }
+  return Object.fromEntries(
+    paths.map((p) => [p.name, { ...usStats(p.samples), cpu: p.meter.report() }]),
+  );
+}
+
+async function pipelined(
+  call: Call,
+  params: unknown,
+  total: number,
+  paramBytes: number,
+  pluginPid: number,
+) {
+  // Warm-up: a tenth of the run, at most 5,000 calls.
+  await runLanes(call, params, Math.min(5_000, Math.ceil(total / 10)), Infinity);
+  const meter = new CpuMeter(pluginPid);
+  let done = 0;
+  let seconds = 0;
+  await meter.measure(total, async () => {
+    const t0 = performance.now();
+    done = await runLanes(call, params, total, t0 + THROUGHPUT_BUDGET_MS);
+    seconds = (performance.now() - t0) / 1000;
+  });
+  return {
+    in_flight: IN_FLIGHT,
+    param_bytes: paramBytes,
+    calls: done,
+    seconds: round(seconds, 3),
+    calls_per_s: Math.round(done / seconds),
+    mib_per_s_each_way: round((done * paramBytes) / seconds / (1024 * 1024)),
+    stopped_by_time_budget: done < total,
+    cpu: done === total ? meter.report() : null,
+  };
+}
+
+async function runLanes(call: Call, params: unknown, total: number, deadline: number) {
+  let issued = 0;
+  let done = 0;
+  const lane = async () => {
+    while (issued < total && (done & 255 || performance.now() < deadline)) {
+      issued++;
+      await call(params);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+  return done;
+}
+
+// ---- raw pipe floor -------------------------------------------------------------------------
+
+/**
+ * A child deno that echoes stdin to stdout with blocking reads, and a call that sends one
+ * line and waits for it to come back (BYOB reads into a reused buffer).
+ */
+function rawPipe(denoBin: string, echoScript: string, lineBytes: number) {
+  const child = new Deno.Command(denoBin, {
+    args: ["run", "--no-config", echoScript],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.getReader({ mode: "byob" });
+  let buf = new Uint8Array(64 * 1024);
+  const line = new TextEncoder().encode("x".repeat(lineBytes - 1) + "\n");
+  const call: Call = async () => {
+    await writer.write(line);
+    let got = 0;
+    while (got < line.length) {
+      const { value, done } = await reader.read(buf);
+      if (done) throw new Error("the echo child exited");
+      got += value.length;
+      buf = new Uint8Array(value.buffer);
+    }
+  };
+  return {
+    pid: child.pid,
+    call,
+    async stop() {
+      await writer.close();
+      await child.status;
+    },
+  };
+}
+
+// ---- main -----------------------------------------------------------------------------------
+
+interface Scripts {
+  readonly empty: string;
+  readonly oneLine: string;
+  readonly echo: string;
+}
+
+async function writeScripts(dir: string): Promise<Scripts> {
+  await Deno.mkdir(dir);
+  const scripts = {
+    empty: join(dir, "empty.ts"),
+    oneLine: join(dir, "one_line.ts"),
+    echo: join(dir, "echo.ts"),
+  };
+  await Deno.writeTextFile(scripts.empty, "");
+  await Deno.writeTextFile(scripts.oneLine, 'console.log("ready");\n');
+  await Deno.writeTextFile(
+    scripts.echo,
+    `const buf = new Uint8Array(65536);
+for (;;) {
+  const n = Deno.stdin.readSync(buf);
+  if (n === null) break;
+  let off = 0;
+  while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
+}
+`,
+  );
+  return scripts;
+}
+
+async function machine() {
+  let cpu: string | undefined;
+  try {
+    cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/^model name\s*:\s*(.*)$/m)?.[1];
+  } catch { /* not Linux */ }
+  return {
+    date: new Date().toISOString(),
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    os: `${Deno.build.os}-${Deno.build.arch}`,
+    nproc: navigator.hardwareConcurrency,
+    cpu: cpu ?? null,
+    loadavg_at_start: Deno.loadavg().map((x) => round(x, 2)),
+  };
+}
+
+async function main() {
+  const started = performance.now();
+  const machineInfo = await machine();
+  await using home = await makeHome();
+  await home.addPlugin(PLUGIN_SOURCE);
+  const scripts = await writeScripts(join(home.dir, "raw"));
+  progress("starting the host");
+  await using host = await home.startHost();
+  const state = host.plugins().find((p) => p.name === PLUGIN);
+  if (state?.state !== "ready") {
+    throw new Error(`the bench plugin is ${state?.state}: ${state?.error}`);
+  }
+  const proc = host.supervisor(PLUGIN)!.process!;
+
+  const cold = await coldStart(host, scripts);
+
+  const small = paramsOf(100);
+  const big = paramsOf(64 * 1024);
+  const viaHost: Call = (p) => host.call(PLUGIN, "echo", p);
+  const viaProcess: Call = (p) => proc.call("echo", p);
+  const viaPeer: Call = (p) => proc.request("echo", p);
+  const check = await host.call(PLUGIN, "echo", small) as { text?: string };
+  if (check?.text !== small.text) throw new Error("echo returned something else");
+
+  progress(`sequential: ${SEQ_CALLS} calls x 4 paths, interleaved`);
+  const pipe = rawPipe(findDenoBinary(host.config.runtime.deno), scripts.echo, 100);
+  const path = (name: string, call: Call, pid: number): Path => ({
+    name,
+    call,
+    params: small,
+    meter: new CpuMeter(pid),
+    samples: new Float64Array(SEQ_CALLS),
+  });
+  const seq = await sequential([
+    path("host_call", viaHost, proc.pid),
+    path("process_call", viaProcess, proc.pid),
+    path("peer_request", viaPeer, proc.pid),
+    path("raw_pipe_floor", pipe.call, pipe.pid),
+  ]);
+  await pipe.stop();
+
+  progress(`throughput: ${IN_FLIGHT} in flight`);
+  const tHost100 = await pipelined(viaHost, small, 100_000, 100, proc.pid);
+  const tPeer100 = await pipelined(viaPeer, small, 100_000, 100, proc.pid);
+  const tHost64k = await pipelined(viaHost, big, 5_000, 64 * 1024, proc.pid);
+  const tPeer64k = await pipelined(viaPeer, big, 5_000, 64 * 1024, proc.pid);
+
+  const seqHost = seq.host_call!;
+  const result = {
+    benchmark: "plugsconc rpc",
+    machine: machineInfo,
+    cold_start: cold,
+    sequential_100b: {
+      param_bytes: 100,
+      warmup_calls_per_path: SEQ_WARMUP,
+      interleaved_blocks: SEQ_BLOCKS,
+      ...seq,
+      host_overhead_p50_us: round(seqHost.p50_us - seq.peer_request!.p50_us),
+      above_floor_p50_us: round(seqHost.p50_us - seq.raw_pipe_floor!.p50_us),
+    },
+    throughput: {
+      host_call_100b: tHost100,
+      peer_request_100b: tPeer100,
+      host_call_64kib: tHost64k,
+      peer_request_64kib: tPeer64k,
+    },
+    targets: {
+      ...TARGETS,
+      cold_start_ratio_ok: cold.ratio_vs_first_line <= TARGETS.cold_start_ratio_max,
+      sequential_p50_ok: seqHost.p50_us <= TARGETS.sequential_p50_us_max,
+      throughput_100b_ok: tHost100.calls_per_s >= TARGETS.throughput_100b_calls_per_s_min,
+    },
+    total_seconds: 0,
+  };
+  await host.stop();
+  result.total_seconds = round((performance.now() - started) / 1000, 1);
+  console.log(JSON.stringify(result, null, 2));
+}
+
+await main();

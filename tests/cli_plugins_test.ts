@@ -1,0 +1,199 @@
+/**
+ * The plugin commands of the CLI, run in-process with real plugin processes: `call`,
+ * `plugins list`, `plugins inspect` and `run`.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { memoryIo, runCli } from "../src/cli/mod.ts";
+import { DEFAULT_HANDSHAKE } from "../src/sdk/mod.ts";
+import { FIXTURE_PLUGINS, makeHome, pidAlive, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
+
+const SECRET = "s3cr3t-token-value-0042";
+
+/** `promise`'s value, or `"timed out"` after `ms`, so a hang fails the test instead. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | "timed out"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<"timed out">((r) => (timer = setTimeout(() => r("timed out"), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A home with cat (given a secret env value), dog and behave; with `broken`, also a plugin
+ * folder whose manifest is invalid (the host logs it on stderr, so only where needed).
+ */
+async function cliHome(options: { broken?: boolean } = {}) {
+  const home = await makeHome({ plugins: { cat: { env: { CAT_TOKEN: SECRET } } } });
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"), {
+    manifest: (text) => text + "capabilities:\n  env: [CAT_TOKEN]\n",
+  });
+  await home.addPlugin(join(SAMPLE_PLUGINS, "dog"));
+  await home.addPlugin(join(FIXTURE_PLUGINS, "behave"));
+  if (options.broken) {
+    // Line 4 has a version that is not semver.
+    await home.addPlugin(join(FIXTURE_PLUGINS, "behave"), {
+      as: "broken",
+      manifest: (text) => text.replace(/^(\s*version:\s*).*$/m, "$1one"),
+    });
+  }
+  return home;
+}
+
+Deno.test("`call cat speak` prints the JSON result and exits 0", async () => {
+  await using home = await cliHome();
+  const io = memoryIo();
+  const code = await runCli(
+    ["--config", home.configPath, "call", "cat", "speak", '{"loud":true}'],
+    io,
+  );
+  assert.equal(code, 0, io.stderr);
+  assert.deepEqual(JSON.parse(io.stdout), { sound: "MEOW!" });
+  assert.equal(io.stderr, "");
+});
+
+Deno.test("`call` with params that are not JSON exits 2 and says so", async () => {
+  await using home = await cliHome();
+  const io = memoryIo();
+  const code = await runCli(
+    ["--config", home.configPath, "call", "cat", "speak", "{loud:true}"],
+    io,
+  );
+  assert.equal(code, 2);
+  assert.match(io.stderr, /^error \[USAGE\]: params must be JSON/);
+  assert.equal(io.stdout, "");
+});
+
+Deno.test("`call` of an unknown plugin exits 2 and lists the known ones", async () => {
+  await using home = await cliHome();
+  const io = memoryIo();
+  const code = await runCli(["--config", home.configPath, "call", "lion", "roar"], io);
+  assert.equal(code, 2, io.stderr);
+  assert.match(io.stderr, /^error \[PLUGIN_NOT_FOUND\]: no plugin named lion; known plugins: /);
+  assert.match(io.stderr, /\bcat\b/);
+  assert.equal(io.stdout, "");
+});
+
+Deno.test("`call` of an unknown method exits 2 and lists the plugin's methods", async () => {
+  await using home = await cliHome();
+  const io = memoryIo();
+  const code = await runCli(["--config", home.configPath, "call", "cat", "purr"], io);
+  assert.equal(code, 2, io.stderr);
+  assert.match(io.stderr, /^error \[METHOD_NOT_FOUND\]: plugin cat has no method purr; .*speak/);
+});
+
+Deno.test("`call --timeout 100` of a slow method exits 1 with a PLUGIN_TIMEOUT error line", async () => {
+  await using home = await cliHome();
+  const io = memoryIo();
+  const started = performance.now();
+  const code = await runCli(
+    ["--config", home.configPath, "call", "behave", "sleep", '{"ms":5000}', "--timeout", "100"],
+    io,
+  );
+  const elapsed = performance.now() - started;
+  assert.equal(code, 1, io.stderr);
+  assert.equal(io.stdout, "");
+  const lines = io.stderr.split("\n").filter((l) => l !== "");
+  const errorLines = lines.filter((l) => l.includes("PLUGIN_TIMEOUT"));
+  assert.equal(errorLines.length, 1, io.stderr);
+  assert.match(lines[0]!, /^error \[PLUGIN_TIMEOUT\]: behave\.sleep did not answer within 100 ms/);
+  // It did not wait for the 5 s sleep.
+  assert.ok(elapsed < 4500, `took ${elapsed} ms`);
+});
+
+Deno.test("`plugins list` shows valid plugins and an invalid one with file:line and reason", async () => {
+  await using home = await cliHome({ broken: true });
+  const io = memoryIo();
+  const code = await runCli(["--config", home.configPath, "plugins", "list"], io);
+  assert.equal(code, 0, io.stderr);
+  const rows = io.stdout.split("\n");
+  assert.match(rows[0]!, /^NAME\s+VERSION\s+STATUS\s+FOLDER\s+DESCRIPTION \/ REASON$/);
+  for (const name of ["behave", "cat", "dog"]) {
+    assert.ok(
+      rows.some((r) => new RegExp(`^${name}\\s+\\d+\\.\\d+\\.\\d+\\s+valid\\s`).test(r)),
+      `${name} is not listed as valid:\n${io.stdout}`,
+    );
+  }
+  const broken = rows.find((r) => r.includes("invalid"));
+  assert.ok(broken, io.stdout);
+  assert.ok(broken.includes(join(home.pluginsDir, "broken")), broken);
+  assert.match(broken, /broken\/manifest\.yaml:4:\d+: plugin\.version: /);
+  assert.match(broken, /plugin\.version/);
+  assert.match(broken, /semantic version/);
+});
+
+Deno.test("`plugins list --json` prints valid JSON with the valid and invalid plugins", async () => {
+  await using home = await cliHome({ broken: true });
+  const io = memoryIo();
+  const code = await runCli(["--config", home.configPath, "plugins", "list", "--json"], io);
+  assert.equal(code, 0, io.stderr);
+  const parsed = JSON.parse(io.stdout);
+  assert.deepEqual(
+    parsed.plugins.map((p: { name: string }) => p.name).sort(),
+    ["behave", "cat", "dog"],
+  );
+  const cat = parsed.plugins.find((p: { name: string }) => p.name === "cat");
+  assert.equal(cat.version, "1.2.0");
+  assert.equal(cat.enabled, true);
+  assert.deepEqual(cat.methods, ["speak"]);
+  assert.equal(parsed.invalid.length, 1);
+  assert.equal(parsed.invalid[0].dir, join(home.pluginsDir, "broken"));
+  assert.equal(typeof parsed.invalid[0].error.code, "string");
+  assert.match(JSON.stringify(parsed.invalid[0].error), /plugin\.version/);
+});
+
+Deno.test("`plugins inspect cat` shows the deno argv and env names but no env values", async () => {
+  await using home = await cliHome();
+  const io = memoryIo();
+  const code = await runCli(["--config", home.configPath, "plugins", "inspect", "cat"], io);
+  assert.equal(code, 0, io.stderr);
+  assert.match(io.stdout, /^cat 1\.2\.0 /);
+  assert.ok(io.stdout.includes("--no-prompt"), io.stdout);
+  assert.ok(io.stdout.includes("--deny-net="), io.stdout);
+  assert.match(io.stdout, /^ {2}CAT_TOKEN$/m);
+  assert.match(io.stdout, new RegExp(`^ {2}${DEFAULT_HANDSHAKE.magic_cookie_key}$`, "m"));
+  // Values stay out of the output: the configured secret and the handshake cookie.
+  assert.ok(!io.stdout.includes(SECRET), "the env value of CAT_TOKEN is printed");
+  assert.ok(!io.stdout.includes(DEFAULT_HANDSHAKE.magic_cookie_value), "the cookie is printed");
+  assert.ok(!io.stderr.includes(SECRET));
+});
+
+Deno.test("`run` prints the plugin table and, when its signal aborts, stops every plugin and exits 0", async () => {
+  await using home = await makeHome();
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await home.addPlugin(join(SAMPLE_PLUGINS, "dog"));
+  const controller = new AbortController();
+  const io = memoryIo(controller.signal);
+  const running = runCli(["--config", home.configPath, "run"], io);
+  let code: number | undefined;
+  running.then((c) => (code = c));
+  try {
+    assert.ok(
+      await waitFor(() => /Ctrl-C stops the host/.test(io.stdout) || code !== undefined, 30_000),
+      `no table; stdout: ${io.stdout}; stderr: ${io.stderr}`,
+    );
+    assert.equal(code, undefined, `run ended early: ${io.stderr}`);
+    const rows = io.stdout.split("\n").filter((l) => /^(cat|dog)\s/.test(l));
+    assert.equal(rows.length, 2, io.stdout);
+    const pids = rows.map((r) => {
+      const m = /^(cat|dog)\s+\d+\.\d+\.\d+\s+ready\s+(\d+)\s/.exec(r);
+      assert.ok(m, `not a ready row: ${r}`);
+      return Number(m[2]);
+    });
+    assert.ok(pids.every(pidAlive), `${pids}`);
+
+    controller.abort();
+    assert.equal(await within(running, 10_000), 0, io.stderr);
+    assert.ok(
+      await waitFor(() => pids.every((p) => !pidAlive(p)), 2000),
+      `still alive: ${pids.filter(pidAlive)}`,
+    );
+  } finally {
+    controller.abort();
+    await within(running, 10_000);
+  }
+});
