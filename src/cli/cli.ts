@@ -5,6 +5,7 @@ import type { CliContext, GlobalOptions } from "./context.ts";
 import { EXIT, exitCodeFor, formatError } from "./exit_codes.ts";
 import type { CliIo } from "./io.ts";
 import { registerCall } from "./call.ts";
+import { registerLogs } from "./logs.ts";
 import { registerPlugins } from "./plugins.ts";
 import { registerRun } from "./run.ts";
 
@@ -34,9 +35,18 @@ export function buildProgram(io: CliIo): Command {
   registerRun(program, ctx);
   registerCall(program, ctx);
   const plugins = registerPlugins(program, ctx);
+  const logs = registerLogs(program, ctx);
   const config = program.command("config").description("work with config files");
   registerConfigCheck(config, ctx);
-  for (const cmd of [program, ...program.commands, ...config.commands, ...plugins.commands]) {
+  for (
+    const cmd of [
+      program,
+      ...program.commands,
+      ...config.commands,
+      ...plugins.commands,
+      ...logs.commands,
+    ]
+  ) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   }
   return program;

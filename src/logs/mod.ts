@@ -1,5 +1,6 @@
 /**
- * Logging: LogTape set-up for the process (console, rotating file, extra sinks).
+ * Logging: LogTape set-up for the process (console, rotating file, extra sinks) and the
+ * persistent SQLite log store with its asynchronous sink.
  * Library code never configures logging; it calls `getLogger(["plugsconc", component])`.
  *
  * @module
@@ -11,3 +12,37 @@ export {
   setupLogging,
   type SetupLoggingOptions,
 } from "./setup_logging.ts";
+export {
+  type AppendResult,
+  escapeLike,
+  type LogEntry,
+  type LogQuery,
+  LogStore,
+  LogStoreError,
+  type LogStoreErrorCode,
+  type LogStoreOptions,
+  type LogStoreStats,
+  type NewLogEntry,
+  type RetentionPolicy,
+  SCHEMA_VERSION,
+  type StoreSynchronous,
+} from "./log_store.ts";
+export {
+  getLogStoreSink,
+  logStoreOptions,
+  type LogStoreSink,
+  type LogStoreSinkOptions,
+  logStoreSinkOptions,
+  type LogStoreSinkStats,
+  type StoreConfig,
+} from "./store_sink.ts";
+export {
+  decodeText,
+  levelName,
+  levelNumber,
+  MAX_TEXT_BYTES,
+  renderMessage,
+  safeJson,
+  sanitizeText,
+  truncateUtf8,
+} from "./record_text.ts";
