@@ -7,6 +7,7 @@ import { checkGrantSymlinks, compileSandbox, explainSandbox } from "../sandbox/m
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
+import { registerChecksumCommands } from "./plugins_checksum.ts";
 import { formatTable } from "./table.ts";
 
 /** `plugins list` and `plugins inspect <name>`. */
@@ -120,5 +121,6 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
           explainSandbox(withLinks) + "\n",
       );
     });
+  registerChecksumCommands(plugins, ctx);
   return plugins;
 }

@@ -1,0 +1,228 @@
+import { basename } from "node:path";
+import type { Command } from "commander";
+import { type Config, loadConfig } from "../config/mod.ts";
+import { type HostRuntime, prepareRuntime, sandboxContext } from "../host/mod.ts";
+import {
+  assertVerified,
+  checksumPlugin,
+  IntegrityError,
+  verifyPlugin,
+  type VerifyResult,
+  writeChecksumFile,
+} from "../integrity/mod.ts";
+import { discoverPlugins, type PluginDescriptor } from "../manifest/mod.ts";
+import { poolOptionsFromConfig, WorkerPool } from "../pool/mod.ts";
+import { PluginNotFoundError } from "../runtime/mod.ts";
+import { checkModuleGraph } from "../sandbox/mod.ts";
+import { VERSION } from "../version.ts";
+import type { CliContext } from "./context.ts";
+import { setupCommandLogging } from "./host_logging.ts";
+import { formatTable } from "./table.ts";
+
+/** The module graph's local files, checked exactly as before a spawn. */
+async function graphFiles(
+  config: Config,
+  configFile: string | undefined,
+  plugin: PluginDescriptor,
+  runtime: HostRuntime,
+): Promise<readonly string[]> {
+  const { denoCacheDir } = sandboxContext(config, configFile, plugin, runtime);
+  await Deno.mkdir(denoCacheDir, { recursive: true });
+  const graph = await checkModuleGraph(plugin, {
+    denoBin: runtime.denoBin,
+    importMapPath: runtime.importMapPath,
+    allowed: runtime.sdkFiles,
+    denoDir: denoCacheDir,
+  });
+  return graph.files;
+}
+
+/** A verify table row: a result, or why there is none. */
+interface Row {
+  readonly name: string;
+  readonly status: "ok" | "mismatch" | "unsigned" | "error";
+  readonly result?: VerifyResult;
+  readonly error?: { code?: string; message: string };
+}
+
+function short(hex: string | undefined): string {
+  return hex === undefined ? "-" : `${hex.slice(0, 16)}…`;
+}
+
+function errorInfo(e: unknown): { code?: string; message: string } {
+  const code = (e as { code?: unknown })?.code;
+  return {
+    ...(typeof code === "string" ? { code } : {}),
+    message: e instanceof Error ? e.message : String(e),
+  };
+}
+
+/**
+ * Adds `plugins checksum <name>` (hashes the module graph in the worker pool, writes
+ * `<entrypoint>.sha256`, prints it) and `plugins verify [names...]` (checks every plugin
+ * against its `.sha256` file and manifest `security.checksum`, prints a table; exit code 1 on
+ * a mismatch or an error, and on an unsigned plugin when `security.require_checksums` is on).
+ */
+export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContext): void {
+  pluginsCommand
+    .command("checksum")
+    .description(
+      "hash a plugin's module graph (SHA-256) and write it to <entrypoint>.sha256",
+    )
+    .argument("<name>", "plugin name")
+    .option("--dry-run", "print the checksum without writing the file")
+    .option("--json", "print JSON")
+    .action(async (name: string, opts: { dryRun?: boolean; json?: boolean }) => {
+      const globals = ctx.globals();
+      const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
+      await using _logging = await setupCommandLogging(loaded, globals.verbose);
+      const config = loaded.config;
+      const { plugins, invalid } = await discoverPlugins(config.dirs.plugins, {
+        hostVersion: VERSION,
+      });
+      const plugin = plugins.find((p) => p.name === name);
+      if (plugin === undefined) {
+        const bad = invalid.find((i) => basename(i.dir) === name);
+        if (bad) throw bad.error;
+        throw new PluginNotFoundError(name, undefined, plugins.map((p) => p.name));
+      }
+      const runtime = await prepareRuntime(config);
+      const files = await graphFiles(config, loaded.file, plugin, runtime);
+      await using pool = new WorkerPool(poolOptionsFromConfig(config.worker_pool));
+      const hex = await checksumPlugin(pool, plugin, files, { signal: ctx.io.signal });
+      const written = opts.dryRun
+        ? { path: undefined, text: `${hex}  ${basename(plugin.entrypoint)}\n` }
+        : await writeChecksumFile(plugin, hex);
+      if (opts.json) {
+        ctx.io.out(
+          JSON.stringify(
+            { name: plugin.name, sha256: hex, file: written.path ?? null, modules: files },
+            null,
+            2,
+          ) + "\n",
+        );
+        return;
+      }
+      ctx.io.out(written.text);
+      ctx.io.err(
+        (written.path === undefined ? "not written (--dry-run)" : `wrote ${written.path}`) +
+          `; or set security.checksum: "sha256:${hex}" in ${plugin.manifestFile}\n`,
+      );
+    });
+
+  pluginsCommand
+    .command("verify")
+    .description(
+      "check every plugin's module graph against its <entrypoint>.sha256 file and manifest " +
+        "security.checksum",
+    )
+    .argument("[names...]", "only these plugins (default: all)")
+    .option("--json", "print JSON")
+    .action(async (names: string[], opts: { json?: boolean }) => {
+      const globals = ctx.globals();
+      const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
+      await using _logging = await setupCommandLogging(loaded, globals.verbose);
+      const config = loaded.config;
+      const { plugins, invalid } = await discoverPlugins(config.dirs.plugins, {
+        hostVersion: VERSION,
+      });
+      for (const name of names) {
+        if (!plugins.some((p) => p.name === name)) {
+          const bad = invalid.find((i) => basename(i.dir) === name);
+          if (bad) throw bad.error;
+          throw new PluginNotFoundError(name, undefined, plugins.map((p) => p.name));
+        }
+      }
+      const chosen = names.length === 0 ? plugins : plugins.filter((p) => names.includes(p.name));
+      const rows: Row[] = names.length === 0
+        ? invalid.map((i) => ({
+          name: basename(i.dir),
+          status: "error",
+          error: errorInfo(i.error),
+        }))
+        : [];
+      if (chosen.length > 0) {
+        const runtime = await prepareRuntime(config);
+        await using pool = new WorkerPool(poolOptionsFromConfig(config.worker_pool));
+        // All plugins at once: their hashing jobs share the pool's workers.
+        rows.push(
+          ...await Promise.all(chosen.map(async (plugin): Promise<Row> => {
+            try {
+              const files = await graphFiles(config, loaded.file, plugin, runtime);
+              const result = await verifyPlugin(pool, plugin, files, { signal: ctx.io.signal });
+              return { name: plugin.name, status: result.status, result };
+            } catch (e) {
+              return { name: plugin.name, status: "error", error: errorInfo(e) };
+            }
+          })),
+        );
+      }
+      rows.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+      const required = config.security.require_checksums;
+      if (opts.json) {
+        ctx.io.out(
+          JSON.stringify(
+            {
+              plugins: rows.map((r) => ({
+                name: r.name,
+                status: r.status,
+                actual: r.result?.actual ?? null,
+                expected: r.result?.expected ?? [],
+                ...(r.error ? { error: r.error } : {}),
+              })),
+            },
+            null,
+            2,
+          ) + "\n",
+        );
+      } else {
+        ctx.io.out(formatTable(
+          ["NAME", "STATUS", "EXPECTED", "ACTUAL"],
+          rows.map((r) => {
+            const bad = r.result?.expected.find((e) => !e.matches) ?? r.result?.expected[0];
+            return [r.name, r.status, short(bad?.hex), short(r.result?.actual)];
+          }),
+        ));
+        for (const r of rows) {
+          if (r.error) {
+            const message = r.error.message.startsWith(`plugin ${r.name}`)
+              ? r.error.message
+              : `${r.name}: ${r.error.message}`;
+            ctx.io.err(`${message}\n`);
+          }
+          if (r.status === "mismatch") {
+            for (const e of r.result!.expected.filter((e) => !e.matches)) {
+              ctx.io.err(
+                `${r.name}: ${e.source === "file" ? e.where : `security.checksum in ${e.where}`}` +
+                  ` expects ${e.hex}, the module graph hashes to ${r.result!.actual}\n`,
+              );
+            }
+          }
+          if (r.status === "unsigned" && required) {
+            ctx.io.err(
+              `${r.name}: no checksum, and security.require_checksums is on; run ` +
+                `\`plugsconc plugins checksum ${r.name}\`\n`,
+            );
+          }
+        }
+      }
+      const failing = rows.filter((r) =>
+        r.status === "mismatch" || r.status === "error" || (r.status === "unsigned" && required)
+      );
+      if (failing.length > 0) {
+        const mismatch = failing.find((r) => r.status === "mismatch");
+        if (failing.length === 1 && mismatch?.result) assertVerified(mismatch.result);
+        throw new IntegrityError(
+          mismatch
+            ? "CHECKSUM_MISMATCH"
+            : failing.every((r) => r.status === "unsigned")
+            ? "CHECKSUM_MISSING"
+            : "CHECKSUM_UNVERIFIED",
+          `${failing.length} plugin(s) failed verification: ` +
+            failing.map((r) => `${r.name} (${r.status})`).join(", ") +
+            "; if a change is intended, run `plugsconc plugins checksum <name>`",
+          { details: { plugins: failing.map((r) => ({ name: r.name, status: r.status })) } },
+        );
+      }
+    });
+}
