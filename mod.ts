@@ -3,8 +3,10 @@
  *
  * @example
  * ```ts
- * import { loadConfig } from "plugsconc";
- * const { config } = await loadConfig("config.yaml", { optional: true });
+ * import { PluginHost } from "plugsconc";
+ * await using host = await PluginHost.start({ configPath: "config.yaml" });
+ * console.log(await host.call("cat", "speak", { loud: true }));
+ * console.log(host.logs.query({ plugin: "cat", minLevel: "warning", limit: 20 }));
  * ```
  *
  * @module
@@ -23,6 +25,48 @@ export {
   resolveConfig,
   type YamlIssue,
 } from "./src/config/mod.ts";
-export { setupLogging, type SetupLoggingOptions } from "./src/logs/mod.ts";
+export {
+  type CallOptions,
+  PluginHost,
+  type PluginHostOptions,
+  type PluginInfo,
+} from "./src/host/mod.ts";
+export {
+  HandshakeError,
+  PluginCallCancelledError,
+  PluginCallError,
+  PluginCrashedError,
+  PluginError,
+  PluginNotFoundError,
+  PluginProtocolError,
+  type PluginState,
+  PluginTimeoutError,
+  PluginUnavailableError,
+} from "./src/runtime/mod.ts";
+export { ManifestError, type PluginDescriptor } from "./src/manifest/mod.ts";
+export { SandboxError } from "./src/sandbox/mod.ts";
+export { IntegrityError } from "./src/integrity/mod.ts";
+export {
+  type Job,
+  type JobContext,
+  type JobResult,
+  PoolError,
+  type PoolMetrics,
+  WorkerPool,
+  type WorkerPoolOptions,
+} from "./src/pool/mod.ts";
+export {
+  getLogStoreSink,
+  type HostLogging,
+  type LogEntry,
+  type LogQuery,
+  LogStore,
+  LogStoreError,
+  type LogStoreSink,
+  type LogStoreStats,
+  setupHostLogging,
+  setupLogging,
+  type SetupLoggingOptions,
+} from "./src/logs/mod.ts";
 export { type CliIo, memoryIo, runCli } from "./src/cli/mod.ts";
 export { VERSION } from "./src/version.ts";

@@ -163,7 +163,8 @@ Deno.test("`plugins inspect cat` shows the deno argv and env names but no env va
 });
 
 Deno.test("`run` prints the plugin table and, when its signal aborts, stops every plugin and exits 0", async () => {
-  await using home = await makeHome();
+  // Info, so that run's own "plugsconc stopped" record reaches the log store.
+  await using home = await makeHome({ logging: { level: "info" } });
   await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
   await home.addPlugin(join(SAMPLE_PLUGINS, "dog"));
   const controller = new AbortController();
@@ -177,6 +178,7 @@ Deno.test("`run` prints the plugin table and, when its signal aborts, stops ever
       `no table; stdout: ${io.stdout}; stderr: ${io.stderr}`,
     );
     assert.equal(code, undefined, `run ended early: ${io.stderr}`);
+    assert.match(io.stdout, /job pool: [12] workers, queue limit 1000; log store: \S+logs\.db\n/);
     const rows = io.stdout.split("\n").filter((l) => /^(cat|dog)\s/.test(l));
     assert.equal(rows.length, 2, io.stdout);
     const pids = rows.map((r) => {
@@ -192,6 +194,17 @@ Deno.test("`run` prints the plugin table and, when its signal aborts, stops ever
       await waitFor(() => pids.every((p) => !pidAlive(p)), 2000),
       `still alive: ${pids.filter(pidAlive)}`,
     );
+    // run wrote its own records into the log store, and they are all there after it stopped.
+    const logs = memoryIo();
+    assert.equal(
+      await runCli(
+        ["--config", home.configPath, "logs", "query", "--grep", "plugsconc stopped"],
+        logs,
+      ),
+      0,
+      logs.stderr,
+    );
+    assert.match(logs.stdout, /plugsconc stopped/);
   } finally {
     controller.abort();
     await within(running, 10_000);

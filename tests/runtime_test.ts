@@ -226,6 +226,17 @@ Deno.test("stop() kills a plugin that ignores $/shutdown and SIGTERM", async () 
   assert.equal(pidAlive(proc.pid), false);
 });
 
+Deno.test("a plugin ignores SIGINT (Ctrl-C reaches the whole process group): only the host stops it", async () => {
+  await using home = await homeWith();
+  await using host = await home.startHost();
+  const pid = host.plugins()[0]!.pid!;
+  Deno.kill(pid, "SIGINT");
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(pidAlive(pid), "the plugin died of SIGINT");
+  assert.equal(await host.call("behave", "pid"), pid);
+  assert.equal(host.supervisor("behave")?.restarts, 0);
+});
+
 Deno.test("no plugin process is left after host.stop()", async () => {
   await using home = await homeWith({ defaults: { stop_grace_ms: 300 } }, [
     join(SAMPLE_PLUGINS, "cat"),

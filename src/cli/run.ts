@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { getLogger } from "@logtape/logtape";
 import { loadConfig } from "../config/mod.ts";
 import { PluginHost } from "../host/mod.ts";
-import { setupLogging } from "../logs/mod.ts";
+import { setupHostLogging } from "../logs/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { formatTable } from "./table.ts";
@@ -15,7 +15,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .action(async () => {
       const globals = ctx.globals();
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
-      await using _logging = await setupLogging(loaded.config.logging);
+      await using logging = await setupHostLogging(loaded.config);
       const log = getLogger(["plugsconc", "run"]);
       const c = loaded.config;
       log.info("plugsconc {version} starting with {config}", {
@@ -26,7 +26,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
         policy: c.security.policy,
         level: c.logging.level,
       });
-      await using host = await PluginHost.start({ config: loaded });
+      await using host = await PluginHost.start({ config: loaded, logStore: logging.store });
       const rows = host.plugins().map((p) => [
         p.name,
         p.version,
@@ -46,8 +46,13 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const watching = host.watchedFolder
         ? `watching ${host.watchedFolder} (reload ${c.watcher.reload ? "on" : "off"})`
         : "not watching for changes";
+      const pool = c.worker_pool.enabled
+        ? `job pool: ${host.pool.maxWorkers} workers, queue limit ${c.worker_pool.queue_limit}`
+        : "job pool: off";
+      const store = logging.store ? `log store: ${logging.store.path}` : "log store: off";
       ctx.io.out(
         `plugsconc ${VERSION}: plugins from ${c.dirs.plugins}; ${watching}\n` +
+          `${pool}; ${store}\n` +
           formatTable(["NAME", "VERSION", "STATE", "PID", "GRANTS"], rows) +
           "Ctrl-C stops the host.\n",
       );

@@ -3,6 +3,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type Config, loadConfig, type LoadedConfig, resolveConfig } from "../config/mod.ts";
 import { PlugsconcError } from "../errors/mod.ts";
+import { assertVerified, checksumFilePath, verifyPlugin } from "../integrity/mod.ts";
+import { LogStore } from "../logs/mod.ts";
+import { poolOptionsFromConfig, WorkerPool } from "../pool/mod.ts";
 import {
   discoverPlugins,
   type Discovery,
@@ -49,6 +52,12 @@ export interface PluginHostOptions {
    * `watcher.reload`). Default: as configured, and off when `only` is given.
    */
   watch?: boolean;
+  /**
+   * The log store the process writes to (see `setupHostLogging`), exposed as `host.logs`.
+   * Default: the host opens `logging.store.db_file` itself when `logging.store.enabled`
+   * (for queries; records reach it only where logging is set up with the store's sink).
+   */
+  logStore?: LogStore;
 }
 
 /** Options of one call. */
@@ -105,12 +114,66 @@ export class PluginHost implements AsyncDisposable {
   #stopping: Promise<void> | undefined;
   #runtime: HostRuntime | undefined;
   #watcher: PluginWatcher | undefined;
+  readonly #pool: WorkerPool | undefined;
+  #logs: LogStore | undefined;
+  readonly #ownsLogs: boolean;
 
-  private constructor(loaded: LoadedConfig, discovery: Discovery, entries: Map<string, Entry>) {
+  private constructor(
+    loaded: LoadedConfig,
+    discovery: Discovery,
+    entries: Map<string, Entry>,
+    logStore: LogStore | undefined,
+  ) {
     this.config = loaded.config;
     this.configFile = loaded.file;
     this.discovery = discovery;
     this.#entries = entries;
+    this.#logs = logStore;
+    this.#ownsLogs = logStore === undefined;
+    if (loaded.config.worker_pool.enabled) {
+      this.#pool = new WorkerPool(poolOptionsFromConfig(loaded.config.worker_pool));
+    }
+  }
+
+  /**
+   * The job pool (`worker_pool`): the host hashes plugin code in it, and applications can
+   * submit their own jobs.
+   *
+   * @example
+   * ```ts
+   * const result = await host.pool.submit({ module: new URL("./jobs.ts", import.meta.url).href, fn: "resize", input });
+   * ```
+   * @throws {PlugsconcError} `POOL_DISABLED` when `worker_pool.enabled` is false
+   */
+  get pool(): WorkerPool {
+    if (this.#pool === undefined) {
+      throw new PlugsconcError(
+        "POOL_DISABLED",
+        "the job pool is off (worker_pool.enabled: false in the config); turn it on to use host.pool",
+      );
+    }
+    return this.#pool;
+  }
+
+  /**
+   * The persistent log store: `host.logs.query({ plugin, minLevel, since, grep, limit })`,
+   * `host.logs.stats()`.
+   *
+   * @throws {PlugsconcError} `LOG_STORE_DISABLED` when `logging.store.enabled` is false;
+   *   {LogStoreError} when the database cannot be opened
+   */
+  get logs(): LogStore {
+    if (this.#logs === undefined) {
+      const cfg = this.config.logging.store;
+      if (!cfg.enabled) {
+        throw new PlugsconcError(
+          "LOG_STORE_DISABLED",
+          "the log store is off (logging.store.enabled: false in the config); turn it on to use host.logs",
+        );
+      }
+      this.#logs = LogStore.openSync(cfg.db_file, { synchronous: cfg.synchronous });
+    }
+    return this.#logs;
   }
 
   /**
@@ -138,7 +201,7 @@ export class PluginHost implements AsyncDisposable {
     const wanted = options.only ? closure(enabled, options.only) : enabled;
     const ordered = orderByDependencies(wanted);
     const entries = new Map(ordered.map((plugin) => [plugin.name, { plugin } as Entry]));
-    const host = new PluginHost(loaded, discovery, entries);
+    const host = new PluginHost(loaded, discovery, entries, options.logStore);
     await host.#startAll(ordered);
     const watch = options.watch ?? (options.only === undefined && config.watcher.enabled);
     if (watch) {
@@ -313,13 +376,14 @@ export class PluginHost implements AsyncDisposable {
       stopGraceMs: settings.stopGraceMs,
       launch: async (signal) => {
         // Re-checked before every spawn: the code on disk may have changed since the last one.
-        await checkModuleGraph(plugin, {
+        const graph = await checkModuleGraph(plugin, {
           denoBin: ctx.denoBin,
           importMapPath: ctx.importMapPath,
           allowed: ctx.sdkFiles,
           denoDir: denoCacheDir,
           signal,
         });
+        await this.#verifyIntegrity(plugin, graph.files, signal);
         return await PluginProcess.start({
           name: plugin.name,
           bin: bin!,
@@ -347,6 +411,29 @@ export class PluginHost implements AsyncDisposable {
       pid: supervisor.process?.pid,
     });
     return { compiled, supervisor };
+  }
+
+  /**
+   * Checks the module graph against `<entrypoint>.sha256` and `security.checksum` when the
+   * plugin has either (or `security.require_checksums` is on), hashing its files in the pool.
+   */
+  async #verifyIntegrity(
+    plugin: PluginDescriptor,
+    files: readonly string[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    const required = this.config.security.require_checksums;
+    const declared = plugin.manifest.security.checksum !== undefined ||
+      await Deno.stat(checksumFilePath(plugin)).then(() => true, () => false);
+    if (!required && !declared) return;
+    // With the pool off, a one-worker pool hashes and goes away.
+    await using temporary = this.#pool ? undefined : new WorkerPool({ maxWorkers: 1 });
+    const result = await verifyPlugin(this.#pool ?? temporary!, plugin, files, { signal });
+    assertVerified(result, { required });
+    log.info("plugin {plugin}: code matches its checksum {sha256}", {
+      plugin: plugin.name,
+      sha256: result.actual,
+    });
   }
 
   /**
@@ -429,6 +516,13 @@ export class PluginHost implements AsyncDisposable {
       const results = await Promise.allSettled(
         [...this.#entries.values()].map((e) => e.supervisor?.stop()),
       );
+      // Jobs already running finish; the whole stop is bounded by app.shutdown_timeout_ms.
+      results.push(
+        ...await Promise.allSettled([
+          this.#pool?.stop({ timeoutMs: this.config.app.shutdown_timeout_ms }),
+        ]),
+      );
+      if (this.#ownsLogs) this.#logs?.close();
       const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
       if (errors.length > 0) throw new AggregateError(errors, "some plugins did not stop cleanly");
     })();

@@ -46,3 +46,4 @@ export {
   sanitizeText,
   truncateUtf8,
 } from "./record_text.ts";
+export { type HostLogging, setupHostLogging } from "./setup_host_logging.ts";

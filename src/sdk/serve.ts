@@ -104,6 +104,12 @@ export function serve(options: ServeOptions): Promise<void> {
     ));
     Deno.exit(1);
   }
+  // Ctrl-C in a terminal signals the whole foreground process group, plugins included; the
+  // host decides when a plugin stops ($/shutdown, stdin closing), so the SDK ignores SIGINT
+  // as go-plugin's plugins do.
+  try {
+    Deno.addSignalListener("SIGINT", () => {});
+  } catch { /* a platform without SIGINT */ }
   const methodNames = Object.keys(options.methods);
   for (const name of methodNames) {
     if (name.startsWith("$/") || name.startsWith("host/")) {
