@@ -13,8 +13,16 @@ const args = [
   "compile",
   "-A",
   "--no-check",
+  // Not reached by static imports, so not embedded unless named: the SDK (written to disk
+  // for plugins at start), the modules Web Workers load, and the checksum job module.
   "--include",
   "src/sdk/",
+  "--include",
+  "src/pool/_worker.ts",
+  "--include",
+  "src/logs/_store_worker.ts",
+  "--include",
+  "src/integrity/hash_job.ts",
   "--output",
   output,
   ...(target ? ["--target", target] : []),

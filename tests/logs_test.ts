@@ -175,6 +175,7 @@ Deno.test("records from the host and from a real plugin are queryable with each 
   const grep = await cli(home, ["logs", "query", "--json", "--grep", "HOST SIDE", "--since", "1h"]);
   assert.deepEqual(jsonLines(grep.stdout).map((r) => r.message), ["host side record 1"]);
   const none = await cli(home, ["logs", "query", "--json", "--until", "1h"]);
+  assert.equal(none.code, 0, none.stderr);
   assert.equal(none.stdout, "");
   const limited = await cli(home, [
     "logs",

@@ -134,7 +134,7 @@ export function registerLogs(program: Command, ctx: CliContext): Command {
     )
     .action(async (opts: FilterOptions & { limit: number }) => {
       const query = { ...toQuery(opts, Date.now()), limit: opts.limit };
-      using store = LogStore.openSync(await dbPath(ctx, opts), { create: false });
+      using store = LogStore.openSync(await dbPath(ctx, opts), { readOnly: true });
       const entries = store.query(query);
       const out = new Printer(ctx, opts.json ?? false);
       out.print(entries, true);
@@ -166,7 +166,7 @@ export function registerLogs(program: Command, ctx: CliContext): Command {
         while (!exists(path) && !signal.aborted) await sleep(opts.interval, signal);
         if (signal.aborted) return;
       }
-      using store = LogStore.openSync(path, { create: false });
+      using store = LogStore.openSync(path, { readOnly: true });
       const out = new Printer(ctx, opts.json ?? false);
       let after = store.lastSeq();
       if (opts.lines > 0) {
@@ -196,7 +196,7 @@ export function registerLogs(program: Command, ctx: CliContext): Command {
     .option("--json", "print JSON")
     .option("--db <file>", "log database (default: logging.store.db_file of --config)")
     .action(async (opts: { json?: boolean; db?: string }) => {
-      using store = LogStore.openSync(await dbPath(ctx, opts), { create: false });
+      using store = LogStore.openSync(await dbPath(ctx, opts), { readOnly: true });
       const stats = store.stats();
       if (opts.json) {
         ctx.io.out(JSON.stringify(statsJson(stats), null, 2) + "\n");

@@ -159,8 +159,11 @@ export class PluginHost implements AsyncDisposable {
    * The persistent log store: `host.logs.query({ plugin, minLevel, since, grep, limit })`,
    * `host.logs.stats()`.
    *
+   * Without `logStore` in the start options, the host opens `logging.store.db_file` read-only
+   * on first use.
+   *
    * @throws {PlugsconcError} `LOG_STORE_DISABLED` when `logging.store.enabled` is false;
-   *   {LogStoreError} when the database cannot be opened
+   *   {LogStoreError} when the database cannot be opened (`LOG_STORE_MISSING`: none yet)
    */
   get logs(): LogStore {
     if (this.#logs === undefined) {
@@ -171,7 +174,9 @@ export class PluginHost implements AsyncDisposable {
           "the log store is off (logging.store.enabled: false in the config); turn it on to use host.logs",
         );
       }
-      this.#logs = LogStore.openSync(cfg.db_file, { synchronous: cfg.synchronous });
+      // Read-only: this host does not write here (no sink was given), and a reader never
+      // changes the file or waits for a migration lock.
+      this.#logs = LogStore.openSync(cfg.db_file, { readOnly: true });
     }
     return this.#logs;
   }
@@ -235,7 +240,13 @@ export class PluginHost implements AsyncDisposable {
     const hasManifest = batch.exists &&
       await Deno.stat(join(batch.dir, MANIFEST_FILE)).then(() => true, () => false);
     if (!hasManifest) {
-      if (current) {
+      if (!current) {
+        log.info("change in {dir}: no {manifest} (yet); nothing to start", {
+          dir,
+          manifest: MANIFEST_FILE,
+          paths,
+        });
+      } else {
         log.info("plugin {plugin}: folder {dir} removed; stopping it", {
           plugin: current.plugin.name,
           dir,
@@ -267,6 +278,7 @@ export class PluginHost implements AsyncDisposable {
       log.info("change in {dir}: plugin {plugin} is disabled or not allowed; not started", {
         dir,
         plugin: plugin.name,
+        paths,
       });
       return;
     }
@@ -276,6 +288,7 @@ export class PluginHost implements AsyncDisposable {
         dir,
         plugin: plugin.name,
         other: clash.plugin.dir,
+        paths,
       });
       return;
     }

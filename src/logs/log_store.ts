@@ -26,6 +26,11 @@ export interface LogStoreOptions {
   /** Create the file (and its folder) if missing. Default `true`; `false` gives `LOG_STORE_MISSING`. */
   create?: boolean;
   /**
+   * Open for reading only (readers: `logs query|tail|stats`, `host.logs` without a sink): the
+   * file is never changed (no journal switch, no migration) and must exist. Default `false`.
+   */
+  readOnly?: boolean;
+  /**
    * Cap the database at this many pages (`PRAGMA max_page_count`): beyond it writes fail like on
    * a full disk (`LOG_STORE_FULL`). Default: no cap.
    */
@@ -324,7 +329,7 @@ export class LogStore implements Disposable, AsyncDisposable {
     if (!["OFF", "NORMAL", "FULL"].includes(sync)) {
       throw new RangeError(`synchronous must be OFF, NORMAL or FULL, got ${sync}`);
     }
-    if (options.create === false && !exists(path)) {
+    if ((options.create === false || options.readOnly) && !exists(path)) {
       throw new LogStoreError(
         "LOG_STORE_MISSING",
         `there is no log database at ${path}; the host creates it when it runs with ` +
@@ -332,6 +337,7 @@ export class LogStore implements Disposable, AsyncDisposable {
         { path },
       );
     }
+    if (options.readOnly) return LogStore.#openReadOnly(path, { ...options, busyTimeoutMs: busy });
     if (options.create !== false) {
       try {
         Deno.mkdirSync(dirname(path), { recursive: true });
@@ -374,6 +380,36 @@ export class LogStore implements Disposable, AsyncDisposable {
       throw e instanceof LogStoreError ? e : storeError(e, path, "prepare");
     }
     return new LogStore(path, db, { ...options, busyTimeoutMs: busy, synchronous: sync });
+  }
+
+  static #openReadOnly(path: string, options: LogStoreOptions): LogStore {
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path, { timeout: options.busyTimeoutMs, readOnly: true });
+    } catch (e) {
+      throw storeError(e, path, "open");
+    }
+    try {
+      const version = readVersion(db);
+      if (version !== SCHEMA_VERSION) {
+        throw new LogStoreError(
+          version > SCHEMA_VERSION ? "LOG_STORE_SCHEMA" : "LOG_STORE_CORRUPT",
+          version === 0
+            ? `${path} is not a plugsconc log database (it has no schema_version table); ` +
+              "check --db or logging.store.db_file"
+            : version > SCHEMA_VERSION
+            ? `the log database ${path} has schema version ${version}, newer than this ` +
+              `plugsconc understands (${SCHEMA_VERSION}); use a newer plugsconc`
+            : `the log database ${path} has schema version ${version}; run the host once ` +
+              `(plugsconc run) to migrate it to version ${SCHEMA_VERSION}`,
+          { path, details: { version, supported: SCHEMA_VERSION } },
+        );
+      }
+    } catch (e) {
+      db.close();
+      throw e instanceof LogStoreError ? e : storeError(e, path, "read");
+    }
+    return new LogStore(path, db, options);
   }
 
   /** Whether {@link LogStore.close} was called. */

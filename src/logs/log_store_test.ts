@@ -95,6 +95,32 @@ Deno.test("LogStore.open() says clearly when the path is unwritable, missing or 
   });
 });
 
+Deno.test("a read-only open never changes the file: a foreign SQLite file is refused as it is", async () => {
+  await using tmp = await tempDir();
+  const path = join(tmp.dir, "other.db");
+  const db = new DatabaseSync(path);
+  db.exec("CREATE TABLE accounts (id INTEGER)");
+  db.close();
+  const before = await Deno.readFile(path);
+  assert.throws(() => LogStore.openSync(path, { readOnly: true }), (e: unknown) => {
+    assert.ok(e instanceof LogStoreError);
+    assert.equal(e.code, "LOG_STORE_CORRUPT");
+    assert.match(e.message, /is not a plugsconc log database/);
+    return true;
+  });
+  assert.deepEqual(await Deno.readFile(path), before);
+  await assert.rejects(
+    LogStore.open(join(tmp.dir, "none.db"), { readOnly: true }),
+    (e: unknown) => (e as LogStoreError).code === "LOG_STORE_MISSING",
+  );
+  // A real store opens read-only, reads, and refuses writes.
+  const real = join(tmp.dir, "logs.db");
+  LogStore.openSync(real).append([entry({ message: "kept" })]);
+  using reader = LogStore.openSync(real, { readOnly: true });
+  assert.deepEqual(reader.query().map((e) => e.message), ["kept"]);
+  assert.throws(() => reader.append([entry({ message: "no" })]));
+});
+
 Deno.test("append() stores every field and query() filters by each of them", async () => {
   await using tmp = await tempDir();
   await using store = await LogStore.open(join(tmp.dir, "logs.db"));

@@ -137,6 +137,21 @@ const MAX_IN_FLIGHT = 2;
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 const RECORD_BYTES = 256;
 
+/**
+ * A cheap bound of a record's memory for `maxQueueBytes`: the fixed part plus every top-level
+ * string property (a plugin's `$/log` fields arrive as properties and can be megabytes).
+ * Nested values count a fixed 256 bytes each: walking them would cost the call path more than
+ * the bound is worth.
+ */
+function estimateBytes(record: LogRecord): number {
+  let n = RECORD_BYTES;
+  for (const key in record.properties) {
+    const v = record.properties[key];
+    n += typeof v === "string" ? v.length : RECORD_BYTES;
+  }
+  return n;
+}
+
 /** The `logging.store` section of the config. */
 export type StoreConfig = Config["logging"]["store"];
 
@@ -253,6 +268,11 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
   const pruneWaiters: ((n: number) => void)[] = [];
   let closedReply: (() => void) | undefined;
   let disposing: Promise<void> | undefined;
+  // Refused-batch reporting.
+  let lostUnreported = 0;
+  let lostLast: { code: string; message: string } | undefined;
+  let lastLostReport = -Infinity;
+  let lostTimer: ReturnType<typeof setTimeout> | undefined;
 
   const sink = ((record: LogRecord): void => {
     if (closed) return;
@@ -262,8 +282,7 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
       if (dropsUnreported++ === 0) onFirstDrop();
       return;
     }
-    const m = record.properties.message;
-    const est = typeof m === "string" ? RECORD_BYTES + m.length : RECORD_BYTES;
+    const est = estimateBytes(record);
     ring[tail] = record;
     sizes[tail] = est;
     if (++tail === capacity) tail = 0;
@@ -393,12 +412,7 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
       case "lost": {
         const count = finishBatch(msg.id);
         lost += count;
-        log.error("log store refused a batch of {count} records: {message}", {
-          count,
-          code: msg.code,
-          message: msg.message,
-          path: store.path,
-        });
+        noteLost(count, msg.code, msg.message);
         settle();
         return;
       }
@@ -455,6 +469,36 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
     }
   }
 
+  /**
+   * Reports refused batches: the first at once, later ones summed at most once per
+   * `dropReportIntervalMs`. The report is a record of this sink too; were it refused as well
+   * (a database the writer cannot use for good), reporting each refusal at once would feed
+   * itself without end.
+   */
+  function noteLost(count: number, code: string, message: string): void {
+    lostUnreported += count;
+    lostLast = { code, message };
+    const wait = lastLostReport + dropReportIntervalMs - Date.now();
+    if (wait <= 0) reportLost();
+    else lostTimer ??= setTimeout(reportLost, wait);
+  }
+
+  function reportLost(): void {
+    if (lostTimer !== undefined) clearTimeout(lostTimer);
+    lostTimer = undefined;
+    if (lostUnreported === 0 || lostLast === undefined) return;
+    const count = lostUnreported;
+    lostUnreported = 0;
+    lastLostReport = Date.now();
+    log.error("log store refused {count} records ({code}): {message}", {
+      count,
+      code: lostLast.code,
+      message: lostLast.message,
+      total: lost,
+      path: store.path,
+    });
+  }
+
   function reportDrops(): void {
     if (dropTimer !== undefined) {
       clearTimeout(dropTimer);
@@ -503,8 +547,10 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
   }
 
   async function dispose(): Promise<void> {
-    closed = true;
+    // Reported before closing, so that the last reports are stored too.
     if (dropsUnreported > 0) reportDrops();
+    reportLost();
+    closed = true;
     if (dropTimer !== undefined) clearTimeout(dropTimer);
     dropTimer = undefined;
     const drained = new Promise<void>((resolve) => {

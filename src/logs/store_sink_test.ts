@@ -253,6 +253,49 @@ Deno.test("a record that cannot be rendered is counted as lost; the others are w
   assert.deepEqual(f.store.query().map((e) => e.message), ["line 0", "line 2"]);
 });
 
+Deno.test("a database the writer refuses for good yields one error record, not a storm of them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "plugsconc-sink-" });
+  const path = join(dir, "logs.db");
+  using store = LogStore.openSync(path);
+  const sink = getLogStoreSink(store, { flushIntervalMs: 20, dropReportIntervalMs: 60_000 });
+  await using _cleanup = {
+    async [Symbol.asyncDispose]() {
+      await reset().catch(() => {});
+      await sink[Symbol.asyncDispose]().catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+  // Another plugsconc version took the database over: every batch is refused from now on.
+  const other = new DatabaseSync(path);
+  other.exec("INSERT INTO schema_version VALUES (2, 0)");
+  other.close();
+  const errors: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { store: sink, seen: (r) => void (r.level === "error" && errors.push(r)) },
+    loggers: [
+      { category: ["plugsconc"], sinks: ["store", "seen"], lowestLevel: "info" },
+      { category: ["logtape", "meta"], lowestLevel: "fatal" },
+    ],
+  });
+  getLogger(["plugsconc", "test"]).info("one record");
+  assert.ok(await waitFor(() => sink.stats.lost >= 2, 5_000), JSON.stringify(sink.stats));
+  await new Promise((r) => setTimeout(r, 500));
+  // The record was refused, then the error about it; the error about the error waits.
+  assert.equal(errors.length, 1, errors.map((e) => e.message.join("")).join("\n"));
+  assert.match(String(errors[0]!.properties.code), /LOG_STORE_SCHEMA/);
+});
+
+Deno.test("the queue's memory bound counts large string fields, not only the message", async () => {
+  await using f = await fixture({ flushIntervalMs: 60_000, maxQueueBytes: 1024 * 1024 });
+  const big = "x".repeat(300 * 1024);
+  for (let i = 0; i < 10; i++) {
+    f.sink({ ...fakeRecord(i), properties: { ...fakeRecord(i).properties, blob: big } });
+  }
+  assert.equal(f.sink.stats.accepted, 4, "1 MiB holds four 300 KiB records");
+  assert.equal(f.sink.stats.dropped, 6);
+});
+
 Deno.test("getLogStoreSink() checks its options", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -89,7 +89,11 @@ Deno.test("ignored paths (.git, node_modules) produce no batch", async () => {
     await Deno.writeTextFile(join(root, "a", ".git", "HEAD"), "ref");
     await Deno.writeTextFile(join(root, "a", "node_modules", "x.js"), "");
     await r.settle();
-    assert.deepEqual(r.batches, []);
+    assert.equal(r.batches.length, 0, JSON.stringify(r.batches));
+    // The watcher is alive: a real change in the same folder is reported, alone.
+    await Deno.writeTextFile(join(root, "a", "main.ts"), "// v2\n");
+    await r.settle();
+    assert.deepEqual(r.batches.map((b) => b.paths), [[join(root, "a", "main.ts")]]);
   });
 });
 
