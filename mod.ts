@@ -27,6 +27,8 @@ export {
 } from "./src/config/mod.ts";
 export {
   type CallOptions,
+  type HostHealth,
+  type InstanceInfo,
   PluginHost,
   type PluginHostOptions,
   type PluginInfo,
@@ -43,6 +45,15 @@ export {
   PluginTimeoutError,
   PluginUnavailableError,
 } from "./src/runtime/mod.ts";
+export {
+  BulkheadFullError,
+  CircuitOpenError,
+  effectivePolicy,
+  type HealthStatus,
+  type PluginPolicy,
+  RateLimitedError,
+} from "./src/pipeline/mod.ts";
+export { type MetricSnapshot, MetricsRegistry } from "./src/metrics/mod.ts";
 export { ManifestError, type PluginDescriptor } from "./src/manifest/mod.ts";
 export { SandboxError } from "./src/sandbox/mod.ts";
 export { IntegrityError } from "./src/integrity/mod.ts";

@@ -182,7 +182,7 @@ Deno.test("`run` prints the plugin table and, when its signal aborts, stops ever
     const rows = io.stdout.split("\n").filter((l) => /^(cat|dog)\s/.test(l));
     assert.equal(rows.length, 2, io.stdout);
     const pids = rows.map((r) => {
-      const m = /^(cat|dog)\s+\d+\.\d+\.\d+\s+ready\s+(\d+)\s/.exec(r);
+      const m = /^(cat|dog)\s+\d+\.\d+\.\d+\s+ready\s+(\d+)\s+healthy\s/.exec(r);
       assert.ok(m, `not a ready row: ${r}`);
       return Number(m[2]);
     });

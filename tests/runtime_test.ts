@@ -123,7 +123,10 @@ Deno.test("a call that times out rejects with PluginTimeoutError and the handler
 });
 
 Deno.test("a plugin that crashes mid-call fails its calls with PluginCrashedError and is restarted", async () => {
-  await using home = await homeWith({ defaults: { restart: { initial_backoff_ms: 50 } } });
+  // No retries: the runtime's errors are under test here (the pipeline's tests retry).
+  await using home = await homeWith({
+    defaults: { restart: { initial_backoff_ms: 50 }, retry: { max_attempts: 1 } },
+  });
   await using host = await home.startHost();
   const oldPid = await host.call("behave", "pid") as number;
   // Two calls in flight when it dies: both must fail, not hang.

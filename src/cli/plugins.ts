@@ -3,6 +3,7 @@ import { loadConfig } from "../config/mod.ts";
 import { prepareRuntime, sandboxContext } from "../host/mod.ts";
 import { discoverPlugins } from "../manifest/mod.ts";
 import { PluginNotFoundError } from "../runtime/mod.ts";
+import { effectivePolicy, explainPolicy } from "../pipeline/mod.ts";
 import { checkGrantSymlinks, compileSandbox, explainSandbox } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
@@ -99,6 +100,7 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
               warnings: compiled.warnings,
               refusals: withLinks.refusals,
               grants: compiled.grants,
+              policy: effectivePolicy(config, plugin),
             },
             null,
             2,
@@ -118,7 +120,8 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
           }\n` +
           `  depends on:  ${m.depends_on.join(", ") || "-"}\n` +
           `  deno:        ${runtime.denoBin}\n\n` +
-          explainSandbox(withLinks) + "\n",
+          explainSandbox(withLinks) + "\n\ncall policy:\n" +
+          explainPolicy(effectivePolicy(config, plugin)).trimEnd().replace(/^/gm, "  ") + "\n",
       );
     });
   registerChecksumCommands(plugins, ctx);

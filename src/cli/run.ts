@@ -32,6 +32,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
         p.version,
         p.state,
         p.pid === undefined ? "-" : String(p.pid),
+        p.instances.length > 1 ? `${p.health} (${p.instances.length} instances)` : p.health,
         p.state === "failed" ? `error: ${p.error ?? "?"}` : p.grants,
       ]);
       for (const bad of host.discovery.invalid) {
@@ -39,6 +40,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
           bad.dir.split("/").at(-1) ?? bad.dir,
           "-",
           "invalid",
+          "-",
           "-",
           bad.error.message.split("\n").join(" "),
         ]);
@@ -53,7 +55,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       ctx.io.out(
         `plugsconc ${VERSION}: plugins from ${c.dirs.plugins}; ${watching}\n` +
           `${pool}; ${store}\n` +
-          formatTable(["NAME", "VERSION", "STATE", "PID", "GRANTS"], rows) +
+          formatTable(["NAME", "VERSION", "STATE", "PID", "HEALTH", "GRANTS"], rows) +
           "Ctrl-C stops the host.\n",
       );
       await waitForStop(ctx.io.signal);

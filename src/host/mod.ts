@@ -5,7 +5,9 @@
  */
 export {
   type CallOptions,
+  type HostHealth,
   type HostRuntime,
+  type InstanceInfo,
   PluginHost,
   type PluginHostOptions,
   type PluginInfo,

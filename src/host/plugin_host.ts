@@ -5,6 +5,15 @@ import { type Config, loadConfig, type LoadedConfig, resolveConfig } from "../co
 import { PlugsconcError } from "../errors/mod.ts";
 import { assertVerified, checksumFilePath, verifyPlugin } from "../integrity/mod.ts";
 import { LogStore } from "../logs/mod.ts";
+import { MetricsRegistry } from "../metrics/mod.ts";
+import {
+  CallPipeline,
+  effectivePolicy,
+  type HealthStatus,
+  InstanceSet,
+  type PluginPolicy,
+  timeoutOf,
+} from "../pipeline/mod.ts";
 import { poolOptionsFromConfig, WorkerPool } from "../pool/mod.ts";
 import {
   discoverPlugins,
@@ -82,12 +91,44 @@ export interface PluginInfo {
   readonly grants: string;
   /** Why it is not running, when it is failed. */
   readonly error: string | undefined;
+  /** Health across its instances (`offline` when none runs). */
+  readonly health: HealthStatus;
+  /** Each process: index, state, pid, health. */
+  readonly instances: readonly InstanceInfo[];
+  /** Circuit breaker state. */
+  readonly breaker: "closed" | "open" | "half-open";
 }
 
-interface Entry {
+/** One process of a plugin, as `plugins()` and `health()` report it. */
+export interface InstanceInfo {
+  readonly index: number;
+  readonly state: PluginState;
+  readonly pid: number | undefined;
+  readonly restarts: number;
+  readonly health: HealthStatus;
+  readonly message: string | undefined;
+  readonly inFlight: number;
+}
+
+/** What `health()` reports: the host's status and each enabled plugin's. */
+export interface HostHealth {
+  /** `healthy` when every plugin is; otherwise the worst plugin status. */
+  readonly status: HealthStatus;
+  readonly plugins: Readonly<
+    Record<string, { status: HealthStatus; instances: readonly InstanceInfo[]; error?: string }>
+  >;
+}
+
+interface Running {
+  readonly compiled: CompiledSandbox;
+  readonly supervisors: readonly PluginSupervisor[];
+  readonly instances: InstanceSet;
+  readonly pipeline: CallPipeline;
+}
+
+interface Entry extends Partial<Running> {
   readonly plugin: PluginDescriptor;
-  compiled?: CompiledSandbox;
-  supervisor?: PluginSupervisor;
+  readonly policy: PluginPolicy;
   error?: PlugsconcError;
 }
 
@@ -117,6 +158,16 @@ export class PluginHost implements AsyncDisposable {
   readonly #pool: WorkerPool | undefined;
   #logs: LogStore | undefined;
   readonly #ownsLogs: boolean;
+  /**
+   * Metrics of the pipeline (calls, failures, latency, breaker, retries, rate limit), the
+   * runtime (restarts, state, health) and the pool; `host.metrics.prometheus()` for text.
+   */
+  readonly metrics: MetricsRegistry = new MetricsRegistry();
+  readonly #healthFailures = this.metrics.counter(
+    "plugsconc_health_check_failures_total",
+    "Failed $/health checks.",
+    ["plugin"],
+  );
 
   private constructor(
     loaded: LoadedConfig,
@@ -133,6 +184,79 @@ export class PluginHost implements AsyncDisposable {
     if (loaded.config.worker_pool.enabled) {
       this.#pool = new WorkerPool(poolOptionsFromConfig(loaded.config.worker_pool));
     }
+    this.#registerRuntimeMetrics();
+  }
+
+  #registerRuntimeMetrics(): void {
+    const each = (f: (e: Entry) => void) => () => this.#entries.forEach(f);
+    const m = this.metrics;
+    m.gauge(
+      "plugsconc_plugin_restarts",
+      "Restarts after a crash, summed over instances.",
+      [
+        "plugin",
+      ],
+      (set) =>
+        each((e) =>
+          set([e.plugin.name], (e.supervisors ?? []).reduce((n, s) => n + s.restarts, 0))
+        )(),
+    );
+    m.gauge(
+      "plugsconc_plugin_up",
+      "Instances ready to serve (state ready and healthy or degraded).",
+      ["plugin"],
+      (set) =>
+        each((e) =>
+          set(
+            [e.plugin.name],
+            (e.instances?.instances ?? []).filter((i) =>
+              i.health === "healthy" || i.health === "degraded"
+            ).length,
+          )
+        )(),
+    );
+    m.gauge(
+      "plugsconc_plugin_instances",
+      "Instances configured.",
+      ["plugin"],
+      (set) => each((e) => set([e.plugin.name], e.supervisors?.length ?? 0))(),
+    );
+    m.gauge(
+      "plugsconc_plugin_health",
+      "Plugin health: 1 for the current status.",
+      ["plugin", "status"],
+      (set) =>
+        each((e) => {
+          const status = e.instances?.health ?? "offline";
+          for (const s of ["healthy", "degraded", "unhealthy", "offline"]) {
+            set([e.plugin.name, s], s === status ? 1 : 0);
+          }
+        })(),
+    );
+    m.gauge("plugsconc_pool_queue_depth", "Jobs waiting in the worker pool's queue.", [], (set) => {
+      if (this.#pool) set([], this.#pool.metrics().queueDepth);
+    });
+    m.gauge(
+      "plugsconc_pool_jobs",
+      "Worker pool jobs by outcome (since start).",
+      ["outcome"],
+      (set) => {
+        if (!this.#pool) return;
+        const p = this.#pool.metrics();
+        for (
+          const k of [
+            "submitted",
+            "rejected",
+            "succeeded",
+            "failed",
+            "retried",
+            "cancelled",
+          ] as const
+        ) {
+          set([k], p[k]);
+        }
+      },
+    );
   }
 
   /**
@@ -205,7 +329,11 @@ export class PluginHost implements AsyncDisposable {
     });
     const wanted = options.only ? closure(enabled, options.only) : enabled;
     const ordered = orderByDependencies(wanted);
-    const entries = new Map(ordered.map((plugin) => [plugin.name, { plugin } as Entry]));
+    const entries = new Map(
+      ordered.map((
+        plugin,
+      ) => [plugin.name, { plugin, policy: effectivePolicy(config, plugin) } as Entry]),
+    );
     const host = new PluginHost(loaded, discovery, entries, options.logStore);
     await host.#startAll(ordered);
     const watch = options.watch ?? (options.only === undefined && config.watcher.enabled);
@@ -253,7 +381,7 @@ export class PluginHost implements AsyncDisposable {
           paths,
         });
         this.#entries.delete(current.plugin.name);
-        await current.supervisor?.stop();
+        await stopEntry(current);
       }
       return;
     }
@@ -295,7 +423,8 @@ export class PluginHost implements AsyncDisposable {
     let next: Entry;
     try {
       this.#runtime ??= await prepareRuntime(config);
-      next = { plugin, ...(await this.#launch(plugin, this.#runtime)) };
+      const policy = effectivePolicy(config, plugin);
+      next = { plugin, policy, ...(await this.#launch(plugin, policy, this.#runtime)) };
     } catch (e) {
       log.error("reload of {plugin} refused: {error}; {keeping}", {
         plugin: plugin.name,
@@ -311,11 +440,11 @@ export class PluginHost implements AsyncDisposable {
       plugin: plugin.name,
       version: plugin.manifest.plugin.version,
       action: current ? "reloaded" : "started",
-      pid: next.supervisor?.process?.pid,
+      pid: next.supervisors?.[0]?.process?.pid,
       paths,
     });
     // In-flight calls on the old version finish (up to the grace period) before it stops.
-    await current?.supervisor?.stop();
+    if (current) await stopEntry(current);
   }
 
   async #startAll(ordered: readonly PluginDescriptor[]): Promise<void> {
@@ -337,7 +466,7 @@ export class PluginHost implements AsyncDisposable {
         return false;
       }
       try {
-        Object.assign(entry, await this.#launch(plugin, runtime));
+        Object.assign(entry, await this.#launch(plugin, entry.policy, runtime));
         return true;
       } catch (e) {
         entry.error = e instanceof PlugsconcError ? e : new PlugsconcError(
@@ -358,11 +487,15 @@ export class PluginHost implements AsyncDisposable {
     await Promise.all(started.values());
   }
 
-  /** Compiles, checks and starts one plugin under a new supervisor. */
+  /**
+   * Compiles, checks and starts one plugin: `instances` processes, each under its own
+   * supervisor, behind one call pipeline. If one instance cannot start, none is kept.
+   */
   async #launch(
     plugin: PluginDescriptor,
+    policy: PluginPolicy,
     ctx: HostRuntime,
-  ): Promise<{ compiled: CompiledSandbox; supervisor: PluginSupervisor }> {
+  ): Promise<Running> {
     const config = this.config;
     const sandboxCtx = sandboxContext(config, this.configFile, plugin, ctx);
     const { denoCacheDir } = sandboxCtx;
@@ -383,47 +516,63 @@ export class PluginHost implements AsyncDisposable {
     const [bin, ...prefix] = ctx.setpriv
       ? [ctx.setpriv, "--pdeathsig", "KILL", "--", ctx.denoBin]
       : [ctx.denoBin];
-    const supervisor = new PluginSupervisor({
-      name: plugin.name,
-      restart: settings.restart,
-      stopGraceMs: settings.stopGraceMs,
-      launch: async (signal) => {
-        // Re-checked before every spawn: the code on disk may have changed since the last one.
-        const graph = await checkModuleGraph(plugin, {
-          denoBin: ctx.denoBin,
-          importMapPath: ctx.importMapPath,
-          allowed: ctx.sdkFiles,
-          denoDir: denoCacheDir,
-          signal,
-        });
-        await this.#verifyIntegrity(plugin, graph.files, signal);
-        return await PluginProcess.start({
-          name: plugin.name,
-          bin: bin!,
-          args: [...prefix, ...compiled.argv],
-          env: compiled.env,
-          cwd: plugin.dir,
-          protocolVersion: plugin.manifest.handshake.protocol_version,
-          startTimeoutMs: settings.startTimeoutMs,
-          maxLineBytes: config.defaults.max_line_bytes,
-          stopGraceMs: settings.stopGraceMs,
-          signal,
-        });
-      },
-      onStateChange: (state, detail) =>
-        log.info("plugin {plugin} is {state}", {
-          plugin: plugin.name,
-          state,
-          restarts: detail.restarts,
-        }),
+    const makeSupervisor = (index: number) =>
+      new PluginSupervisor({
+        name: plugin.name,
+        restart: settings.restart,
+        stopGraceMs: settings.stopGraceMs,
+        launch: async (signal) => {
+          // Re-checked before every spawn: the code on disk may have changed since the last one.
+          const graph = await checkModuleGraph(plugin, {
+            denoBin: ctx.denoBin,
+            importMapPath: ctx.importMapPath,
+            allowed: ctx.sdkFiles,
+            denoDir: denoCacheDir,
+            signal,
+          });
+          await this.#verifyIntegrity(plugin, graph.files, signal);
+          return await PluginProcess.start({
+            name: plugin.name,
+            bin: bin!,
+            args: [...prefix, ...compiled.argv],
+            env: compiled.env,
+            cwd: plugin.dir,
+            protocolVersion: plugin.manifest.handshake.protocol_version,
+            startTimeoutMs: settings.startTimeoutMs,
+            maxLineBytes: config.defaults.max_line_bytes,
+            stopGraceMs: settings.stopGraceMs,
+            signal,
+          });
+        },
+        onStateChange: (state, detail) =>
+          log.info("plugin {plugin} is {state}", {
+            plugin: plugin.name,
+            ...(policy.instances > 1 ? { instance: index } : {}),
+            state,
+            restarts: detail.restarts,
+          }),
+      });
+    const supervisors = Array.from({ length: policy.instances }, (_, i) => makeSupervisor(i));
+    const started = await Promise.allSettled(supervisors.map((s) => s.start()));
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) {
+      await Promise.allSettled(supervisors.map((s) => s.stop()));
+      throw failed.reason;
+    }
+    const instances = new InstanceSet({
+      plugin: plugin.name,
+      supervisors,
+      policy,
+      onHealthFailure: () => this.#healthFailures.inc([plugin.name]),
     });
-    await supervisor.start();
+    instances.startHealthChecks();
+    const pipeline = new CallPipeline({ policy, instances, metrics: this.metrics });
     log.info("plugin {plugin} {version} ready (pid {pid})", {
       plugin: plugin.name,
       version: plugin.manifest.plugin.version,
-      pid: supervisor.process?.pid,
+      pid: supervisors.map((s) => s.process?.pid).join(", "),
     });
-    return { compiled, supervisor };
+    return { compiled, supervisors, instances, pipeline };
   }
 
   /**
@@ -467,8 +616,8 @@ export class PluginHost implements AsyncDisposable {
     if (entry === undefined) {
       throw new PluginNotFoundError(name, undefined, [...this.#entries.keys()]);
     }
-    const supervisor = entry.supervisor;
-    if (supervisor === undefined || entry.error) {
+    const pipeline = entry.pipeline;
+    if (pipeline === undefined || entry.error) {
       throw new PluginUnavailableError(
         name,
         "failed",
@@ -479,11 +628,11 @@ export class PluginHost implements AsyncDisposable {
         },
       );
     }
-    const methods = supervisor.process?.ready.methods;
+    const methods = entry.supervisors?.[0]?.process?.ready.methods;
     if (methods && methods.length > 0 && !methods.includes(method)) {
       throw new PluginNotFoundError(name, method, methods);
     }
-    return await supervisor.call(method, params, {
+    return await pipeline.call(method, params, {
       signal: options.signal,
       timeoutMs: this.timeoutFor(name, method, options.timeoutMs),
     });
@@ -491,25 +640,63 @@ export class PluginHost implements AsyncDisposable {
 
   /** The effective timeout of `name.method` in ms. */
   timeoutFor(name: string, method: string, override?: number): number {
-    const m = this.#entries.get(name)?.plugin.manifest;
-    return override ?? this.config.plugins[name]?.timeout_ms ?? m?.methods[method]?.timeout_ms ??
-      m?.resources.timeout_ms ?? this.config.defaults.timeout_ms;
+    const policy = this.#entries.get(name)?.policy;
+    return override ?? (policy ? timeoutOf(policy, method) : this.config.defaults.timeout_ms);
   }
 
-  /** Every plugin the host manages, with state, pid, restarts and grants. */
+  /** Every plugin the host manages, with state, pid, restarts, health and grants. */
   plugins(): PluginInfo[] {
-    return [...this.#entries.values()].map(({ plugin, compiled, supervisor, error }) => ({
-      name: plugin.name,
-      version: plugin.manifest.plugin.version,
-      state: error ? "failed" : supervisor?.state ?? "stopped",
-      pid: supervisor?.state === "ready" ? supervisor.process?.pid : undefined,
-      restarts: supervisor?.restarts ?? 0,
-      dir: plugin.dir,
-      methods: supervisor?.process?.ready.methods ?? [],
-      grants: compiled ? summarizeGrants(compiled) : "",
-      error: error?.message ??
-        (supervisor?.state === "failed" ? String(supervisor.lastError) : undefined),
-    }));
+    return [...this.#entries.values()].map((e) => {
+      const first = e.supervisors?.[0];
+      const failed = e.supervisors?.find((x) => x.state === "failed");
+      return {
+        name: e.plugin.name,
+        version: e.plugin.manifest.plugin.version,
+        state: e.error ? "failed" : first?.state ?? "stopped",
+        pid: first?.state === "ready" ? first.process?.pid : undefined,
+        restarts: (e.supervisors ?? []).reduce((n, x) => n + x.restarts, 0),
+        dir: e.plugin.dir,
+        methods: first?.process?.ready.methods ?? [],
+        grants: e.compiled ? summarizeGrants(e.compiled) : "",
+        error: e.error?.message ?? (failed ? String(failed.lastError) : undefined),
+        health: e.error ? "offline" : e.instances?.health ?? "offline",
+        instances: instanceInfo(e),
+        breaker: e.pipeline?.breakerState ?? "closed",
+      };
+    });
+  }
+
+  /**
+   * The host's health: each plugin's (from its instances' `$/health` answers and states) and
+   * the worst of them. A plugin without a `health` handler is healthy while it answers.
+   */
+  health(): HostHealth {
+    const plugins: Record<
+      string,
+      { status: HealthStatus; instances: InstanceInfo[]; error?: string }
+    > = {};
+    const rank: Record<HealthStatus, number> = {
+      healthy: 0,
+      degraded: 1,
+      unhealthy: 2,
+      offline: 3,
+    };
+    let status: HealthStatus = "healthy";
+    for (const e of this.#entries.values()) {
+      const s: HealthStatus = e.error ? "offline" : e.instances?.health ?? "offline";
+      plugins[e.plugin.name] = {
+        status: s,
+        instances: instanceInfo(e),
+        ...(e.error ? { error: e.error.message } : {}),
+      };
+      if (rank[s] > rank[status]) status = s;
+    }
+    return { status, plugins };
+  }
+
+  /** The effective call policy of a plugin (config defaults, overrides, manifest). */
+  policy(name: string): PluginPolicy | undefined {
+    return this.#entries.get(name)?.policy;
   }
 
   /** The compiled sandbox of a plugin (after start), for inspection. */
@@ -519,7 +706,12 @@ export class PluginHost implements AsyncDisposable {
 
   /** The supervisor of a plugin, for advanced use and tests. */
   supervisor(name: string): PluginSupervisor | undefined {
-    return this.#entries.get(name)?.supervisor;
+    return this.#entries.get(name)?.supervisors?.[0];
+  }
+
+  /** Every instance's supervisor of a plugin (`instances: N`), for advanced use and tests. */
+  supervisors(name: string): readonly PluginSupervisor[] {
+    return this.#entries.get(name)?.supervisors ?? [];
   }
 
   /** Stops every plugin (drain, `$/shutdown`, then force). Idempotent. */
@@ -527,7 +719,7 @@ export class PluginHost implements AsyncDisposable {
     this.#stopping ??= (async () => {
       await this.#watcher?.close();
       const results = await Promise.allSettled(
-        [...this.#entries.values()].map((e) => e.supervisor?.stop()),
+        [...this.#entries.values()].map((e) => stopEntry(e)),
       );
       // Jobs already running finish; the whole stop is bounded by app.shutdown_timeout_ms.
       results.push(
@@ -546,6 +738,26 @@ export class PluginHost implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** Stops a plugin's health checks and every instance (drain, then polite-then-forced stop). */
+async function stopEntry(e: Entry): Promise<void> {
+  await e.instances?.close();
+  const results = await Promise.allSettled((e.supervisors ?? []).map((s) => s.stop()));
+  const bad = results.find((r) => r.status === "rejected");
+  if (bad) throw bad.reason;
+}
+
+function instanceInfo(e: Entry): InstanceInfo[] {
+  return (e.instances?.instances ?? []).map((i) => ({
+    index: i.index,
+    state: i.supervisor.state,
+    pid: i.supervisor.state === "ready" ? i.supervisor.process?.pid : undefined,
+    restarts: i.supervisor.restarts,
+    health: i.health,
+    message: i.healthMessage,
+    inFlight: i.inFlight,
+  }));
 }
 
 /** What every plugin spawn needs from the host: binaries, the SDK import map, SDK files. */

@@ -185,6 +185,23 @@ export class PluginSupervisor implements AsyncDisposable {
     return this.#stopping;
   }
 
+  /**
+   * Replaces a process that is running but not well (failed health checks): it is killed,
+   * and the crash path restarts it within the restart budget. Calls in flight on it fail
+   * with `PluginUnavailableError` (the pipeline retries idempotent ones). No-op unless
+   * `ready`.
+   */
+  async recycle(reason: string): Promise<void> {
+    const proc = this.#process;
+    if (proc === undefined || this.#state !== "ready" || this.#stopping) return;
+    this.#log.warning("plugin {plugin} (pid {pid}) is restarted: {reason}", {
+      plugin: this.#o.name,
+      pid: proc.pid,
+      reason,
+    });
+    await proc.kill(new PluginUnavailableError(this.#o.name, "restarting", reason));
+  }
+
   /** Same as {@link PluginSupervisor.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
