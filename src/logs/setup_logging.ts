@@ -9,6 +9,7 @@ import {
   type TextFormatter,
 } from "@logtape/logtape";
 import { getRotatingFileSink, getTimeRotatingFileSink } from "@logtape/file";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { basename, dirname } from "node:path";
 import type { Config } from "../config/mod.ts";
 
@@ -95,6 +96,9 @@ export async function setupLogging(
   const sinkIds = Object.keys(sinks);
   await configure({
     reset: true,
+    // Implicit contexts: `withContext({ requestId }, fn)` adds its fields to every record
+    // logged inside `fn` (the HTTP gateway's request ids).
+    contextLocalStorage: new AsyncLocalStorage(),
     sinks,
     loggers: [
       {
