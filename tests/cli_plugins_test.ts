@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { DEFAULT_HANDSHAKE } from "../src/sdk/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, pidAlive, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
+import { FIXTURE_PLUGINS, makeHome, pidAlive, ROOT, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
 
 const SECRET = "s3cr3t-token-value-0042";
 
@@ -208,5 +208,52 @@ Deno.test("`run` prints the plugin table and, when its signal aborts, stops ever
   } finally {
     controller.abort();
     await within(running, 10_000);
+  }
+});
+
+Deno.test("`run` in a real process stops cleanly on Ctrl-C, even when a second SIGINT follows at once", async () => {
+  await using home = await makeHome({ logging: { level: "info", format: "json" } });
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "main.ts"), "--config", home.configPath, "run"],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let log = "";
+  const stderr = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
+  })();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    while (!out.includes("Ctrl-C stops the host")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    const pid = Number(/^cat\s+\S+\s+ready\s+(\d+)/m.exec(out)?.[1]);
+    assert.ok(pid > 0, out);
+    // A terminal sends SIGINT to the whole group, and `deno task` forwards one more: keep
+    // sending it every few ms until the host says it has stopped, so several land meanwhile.
+    let sent = 0;
+    let exited = false;
+    const status = child.status.finally(() => (exited = true));
+    while (!exited && !log.includes("plugsconc stopped")) {
+      try {
+        child.kill("SIGINT");
+        sent++;
+      } catch { /* it has just exited */ }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(sent >= 2, `only ${sent} SIGINT sent`);
+    await stderr;
+    assert.equal((await status).code, 0, log.slice(-2000));
+    assert.match(log, /plugsconc stopped/);
+    assert.ok(await waitFor(() => !pidAlive(pid), 2000), "the plugin outlived the host");
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
   }
 });

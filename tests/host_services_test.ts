@@ -115,3 +115,22 @@ Deno.test("security.require_checksums refuses an unsigned plugin with CHECKSUM_M
   assert.equal(cat?.state, "failed");
   assert.match(cat?.error ?? "", /has no checksum and security\.require_checksums is on/);
 });
+
+Deno.test("a plugin with a missing dependency is failed; the host and the other plugins start", async () => {
+  await using home = await makeHome(NO_WATCH);
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await home.addPlugin(join(SAMPLE_PLUGINS, "dog"), {
+    manifest: (text) => text + "depends_on: [ghost]\n",
+  });
+  await using host = await PluginHost.start({ configPath: home.configPath });
+  const byName = Object.fromEntries(host.plugins().map((p) => [p.name, p]));
+  assert.equal(byName.cat?.state, "ready");
+  assert.equal(byName.dog?.state, "failed");
+  assert.match(byName.dog?.error ?? "", /dog depends on ghost, which is not available/);
+  await assert.rejects(
+    host.call("dog", "speak", {}),
+    (e: unknown) => (e as { code?: string }).code === "PLUGIN_UNAVAILABLE",
+  );
+  assert.equal(host.health().plugins.dog?.status, "offline");
+  assert.equal(host.health().status, "offline");
+});

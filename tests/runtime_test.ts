@@ -181,7 +181,11 @@ Deno.test("a plugin that crashes beyond its restart budget is failed and calls g
   const info = host.plugins()[0]!;
   assert.equal(info.state, "failed");
   assert.equal(info.pid, undefined);
-  assert.ok(info.error, "plugins() should say why it failed");
+  assert.match(
+    info.error ?? "",
+    /^1 restarts, then exit code 3/,
+    "plugins() should say why it failed",
+  );
   const error = await host.call("behave", "echo", [1]).then(
     () => assert.fail("a failed plugin answered"),
     (e: unknown) => e,
@@ -461,6 +465,18 @@ Deno.test("plugin stderr lines and $/log records become log records of the plugi
     assert.equal(consoled.level, "info");
     assert.equal(consoled.properties.source, "console");
     assert.match(String(consoled.properties.message), /via console \{ n: 1 \}/);
+
+    // Every other console method is routed too: none writes to stdout.
+    await host.call("behave", "consoleEverything");
+    assert.ok(
+      await waitFor(
+        () => ["{ dir: 1 }", "dirxml", "hits: 1", "group title", "t: "].every(find),
+        3000,
+      ),
+      JSON.stringify(ofPlugin().map((r) => r.properties.message)),
+    );
+    assert.equal(find("Assertion failed: assert message")?.level, "error");
+    assert.equal(host.supervisor("behave")!.process!.stdoutGarbage, 0);
   } finally {
     await reset();
   }

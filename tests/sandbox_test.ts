@@ -167,6 +167,34 @@ Deno.test("a plugin sees no host env var, only the declared ones the config supp
   }
 });
 
+Deno.test({
+  name:
+    "the plugin process's whole environment is the compiled one: no host DENO_* or LD_* variable",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const names = ["DENO_PLUGSCONC_TEST_SECRET", "LD_LIBRARY_PATH"];
+    const before = names.map((n) => Deno.env.get(n));
+    Deno.env.set(names[0]!, "host secret");
+    Deno.env.set(names[1]!, "/nonexistent/plugsconc-test");
+    try {
+      await using home = await sandboxHome();
+      await addProbe(home, {});
+      await using host = await home.startHost();
+      const pid = host.plugins()[0]!.pid!;
+      const environ = (await Deno.readTextFile(`/proc/${pid}/environ`)).split("\0").filter(Boolean);
+      const keys = environ.map((kv) => kv.slice(0, kv.indexOf("="))).sort();
+      assert.deepEqual(keys, Object.keys(host.sandbox("probe")!.env).sort());
+      for (const n of names) assert.ok(!keys.includes(n), `${n} reached the plugin`);
+      assert.ok(keys.includes("DENO_DIR") && keys.includes("NO_COLOR"), keys.join(" "));
+      assert.ok(!keys.includes("HOME") && !keys.includes("PATH"), keys.join(" "));
+    } finally {
+      names.forEach((n, i) =>
+        before[i] === undefined ? Deno.env.delete(n) : Deno.env.set(n, before[i]!)
+      );
+    }
+  },
+});
+
 Deno.test("a plugin without a network grant cannot connect to loopback or the metadata address", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr;

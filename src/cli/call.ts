@@ -37,9 +37,9 @@ export function registerCall(program: Command, ctx: CliContext): void {
         let timeoutMs: number | undefined;
         if (opts.timeout !== undefined) {
           timeoutMs = Number(opts.timeout);
-          if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+          if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > 2_147_483_647) {
             throw new UsageError(
-              `--timeout must be a positive integer of milliseconds, got ${opts.timeout}`,
+              `--timeout must be a whole number of milliseconds from 1 to 2147483647, got ${opts.timeout}`,
             );
           }
         }

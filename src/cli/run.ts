@@ -26,6 +26,11 @@ export function registerRun(program: Command, ctx: CliContext): void {
         policy: c.security.policy,
         level: c.logging.level,
       });
+      // Installed before the plugins start and kept until they have stopped.
+      using stop = listenForStop(
+        ctx.io.signal,
+        () => log.warning("already stopping; waiting for the plugins to stop"),
+      );
       await using host = await PluginHost.start({ config: loaded, logStore: logging.store });
       const rows = host.plugins().map((p) => [
         p.name,
@@ -58,24 +63,40 @@ export function registerRun(program: Command, ctx: CliContext): void {
           formatTable(["NAME", "VERSION", "STATE", "PID", "HEALTH", "GRANTS"], rows) +
           "Ctrl-C stops the host.\n",
       );
-      await waitForStop(ctx.io.signal);
+      await stop.requested;
       log.info("stopping");
       await host.stop();
       log.info("plugsconc stopped");
     });
 }
 
-/** Resolves on SIGINT/SIGTERM or when `signal` aborts. */
-export function waitForStop(signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-    const done = () => {
-      for (const s of signals) Deno.removeSignalListener(s, done);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    for (const s of signals) Deno.addSignalListener(s, done);
-    if (signal?.aborted) done();
-    else signal?.addEventListener("abort", done, { once: true });
-  });
+/**
+ * Listens for SIGINT/SIGTERM (or `signal` aborting) until disposed: `requested` resolves on
+ * the first. Later signals, until the host has stopped, are only noted: without a listener a
+ * second Ctrl-C (a terminal and `deno task` both deliver one) would kill the host in the
+ * middle of stopping its plugins.
+ */
+export function listenForStop(
+  signal?: AbortSignal,
+  onRepeat: () => void = () => {},
+): { readonly requested: Promise<void> } & Disposable {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  let resolve!: () => void;
+  const requested = new Promise<void>((r) => (resolve = r));
+  let seen = false;
+  const on = () => {
+    if (seen) return onRepeat();
+    seen = true;
+    resolve();
+  };
+  for (const s of signals) Deno.addSignalListener(s, on);
+  if (signal?.aborted) on();
+  else signal?.addEventListener("abort", on, { once: true });
+  return {
+    requested,
+    [Symbol.dispose]() {
+      for (const s of signals) Deno.removeSignalListener(s, on);
+      signal?.removeEventListener("abort", on);
+    },
+  };
 }

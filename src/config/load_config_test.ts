@@ -170,3 +170,11 @@ Deno.test("the default config.yaml in the repository is valid", async () => {
   const { config } = await loadConfig(resolve(import.meta.dirname!, "../../config.yaml"));
   assert.equal(config.security.policy, "strict");
 });
+
+Deno.test("a timeout beyond what a timer can hold (2^31-1 ms) is refused at load, not at the first call", () => {
+  assert.throws(
+    () => parseConfig("defaults:\n  timeout_ms: 99999999999\n", "big.yaml"),
+    (e: unknown) =>
+      e instanceof ConfigError && /big\.yaml:2:15: defaults\.timeout_ms: too large/.test(e.message),
+  );
+});

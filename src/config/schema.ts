@@ -3,8 +3,10 @@ import { z } from "zod";
 /** Log levels, lowest first (LogTape's names). */
 export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 
-const positiveInt = z.number().int().positive();
-const nonNegativeInt = z.number().int().nonnegative();
+/** The largest timer delay JavaScript honours (~24.8 days); larger values are refused. */
+const MAX_INT = 2_147_483_647;
+const positiveInt = z.number().int().positive().max(MAX_INT);
+const nonNegativeInt = z.number().int().nonnegative().max(MAX_INT);
 
 /** `host:port` with a port; IPv6 hosts in brackets. */
 const listenAddress = z.string().regex(

@@ -21,10 +21,11 @@ import {
   loadManifest,
   MANIFEST_FILE,
   ManifestError,
-  orderByDependencies,
+  planStartOrder,
   type PluginDescriptor,
 } from "../manifest/mod.ts";
 import {
+  describeFailure,
   findDenoBinary,
   findSetpriv,
   PluginNotFoundError,
@@ -310,7 +311,9 @@ export class PluginHost implements AsyncDisposable {
    * (bad grant, module outside its folder) or fails to start is logged and reported by
    * `plugins()` as `failed`; the host still starts.
    *
-   * @throws {ConfigError} for a bad config; {ManifestError} for a `depends_on` cycle
+   * A `depends_on` cycle or missing dependency marks the plugins concerned failed.
+   *
+   * @throws {ConfigError} for a bad config; {PluginNotFoundError} for an unknown name in `only`
    */
   static async start(options: PluginHostOptions = {}): Promise<PluginHost> {
     const loaded = await loadHostConfig(options);
@@ -328,12 +331,21 @@ export class PluginHost implements AsyncDisposable {
       return true;
     });
     const wanted = options.only ? closure(enabled, options.only) : enabled;
-    const ordered = orderByDependencies(wanted);
-    const entries = new Map(
-      ordered.map((
-        plugin,
-      ) => [plugin.name, { plugin, policy: effectivePolicy(config, plugin) } as Entry]),
-    );
+    // A cycle or a missing dependency refuses the plugins concerned; the others start.
+    const { order: ordered, refused } = planStartOrder(wanted);
+    const entry = (plugin: PluginDescriptor): [string, Entry] => [
+      plugin.name,
+      { plugin, policy: effectivePolicy(config, plugin) },
+    ];
+    const entries = new Map([...ordered.map(entry), ...refused.map((r) => entry(r.plugin))]);
+    for (const { plugin, error } of refused) {
+      entries.get(plugin.name)!.error = error;
+      log.error("plugin {plugin} not started: {message}", {
+        plugin: plugin.name,
+        code: error.code,
+        message: error.message,
+      });
+    }
     const host = new PluginHost(loaded, discovery, entries, options.logStore);
     await host.#startAll(ordered);
     const watch = options.watch ?? (options.only === undefined && config.watcher.enabled);
@@ -658,7 +670,10 @@ export class PluginHost implements AsyncDisposable {
         dir: e.plugin.dir,
         methods: first?.process?.ready.methods ?? [],
         grants: e.compiled ? summarizeGrants(e.compiled) : "",
-        error: e.error?.message ?? (failed ? String(failed.lastError) : undefined),
+        error: e.error?.message ??
+          (failed
+            ? `${failed.restarts} restarts, then ${describeFailure(failed.lastError)}`
+            : undefined),
         health: e.error ? "offline" : e.instances?.health ?? "offline",
         instances: instanceInfo(e),
         breaker: e.pipeline?.breakerState ?? "closed",

@@ -110,37 +110,85 @@ export async function discoverPlugins(
   return { plugins, invalid };
 }
 
+/** What {@link planStartOrder} decided: who starts in which order, who cannot start. */
+export interface StartPlan {
+  /** Every plugin after its `depends_on`. */
+  readonly order: readonly PluginDescriptor[];
+  /** Plugins in a cycle, with a missing dependency, or depending on such a plugin. */
+  readonly refused: readonly { readonly plugin: PluginDescriptor; readonly error: ManifestError }[];
+}
+
 /**
- * Orders plugins so every plugin comes after its `depends_on`. A cycle is an error naming it;
- * a dependency that is not among `plugins` is an error naming both.
+ * Orders plugins so every plugin comes after its `depends_on`. A plugin in a dependency cycle
+ * (`DEPENDENCY_CYCLE`, naming the cycle), with a dependency that is not among `plugins`
+ * (`DEPENDENCY_MISSING`), or depending on one of those (`DEPENDENCY_FAILED`) is refused; the
+ * others are unaffected.
  */
-export function orderByDependencies(plugins: readonly PluginDescriptor[]): PluginDescriptor[] {
+export function planStartOrder(plugins: readonly PluginDescriptor[]): StartPlan {
   const byName = new Map(plugins.map((p) => [p.name, p]));
-  const done = new Set<string>();
+  const state = new Map<string, "visiting" | "ok" | ManifestError>();
   const visiting: string[] = [];
   const order: PluginDescriptor[] = [];
-  const visit = (p: PluginDescriptor) => {
-    if (done.has(p.name)) return;
-    const at = visiting.indexOf(p.name);
-    if (at >= 0) {
-      const cycle = [...visiting.slice(at), p.name].join(" -> ");
-      throw new ManifestError("DEPENDENCY_CYCLE", `plugin dependency cycle: ${cycle}`);
+  const visit = (p: PluginDescriptor): ManifestError | undefined => {
+    const st = state.get(p.name);
+    if (st === "ok") return undefined;
+    if (st instanceof ManifestError) return st;
+    if (st === "visiting") {
+      const members = visiting.slice(visiting.indexOf(p.name));
+      const e = new ManifestError(
+        "DEPENDENCY_CYCLE",
+        `plugin dependency cycle: ${[...members, p.name].join(" -> ")}; remove one of these ` +
+          "depends_on entries",
+      );
+      for (const n of members) state.set(n, e);
+      return e;
     }
+    state.set(p.name, "visiting");
     visiting.push(p.name);
+    let error: ManifestError | undefined;
     for (const dep of p.manifest.depends_on) {
       const d = byName.get(dep);
       if (d === undefined) {
-        throw new ManifestError(
+        error = new ManifestError(
           "DEPENDENCY_MISSING",
           `plugin ${p.name} depends on ${dep}, which is not available (missing, invalid or disabled)`,
         );
+        break;
       }
-      visit(d);
+      const e = visit(d);
+      if (e !== undefined) {
+        const own = state.get(p.name);
+        error = own instanceof ManifestError ? own : new ManifestError(
+          "DEPENDENCY_FAILED",
+          `plugin ${p.name} depends on ${dep}, which cannot start: ${e.message}`,
+        );
+        break;
+      }
     }
     visiting.pop();
-    done.add(p.name);
+    if (error !== undefined) {
+      state.set(p.name, error);
+      return error;
+    }
+    state.set(p.name, "ok");
     order.push(p);
+    return undefined;
   };
-  for (const p of [...plugins].sort((a, b) => a.name.localeCompare(b.name))) visit(p);
-  return order;
+  const sorted = [...plugins].sort((a, b) => a.name.localeCompare(b.name));
+  for (const p of sorted) visit(p);
+  const refused = sorted.flatMap((plugin) => {
+    const st = state.get(plugin.name);
+    return st instanceof ManifestError ? [{ plugin, error: st }] : [];
+  });
+  return { order, refused };
+}
+
+/**
+ * Orders plugins so every plugin comes after its `depends_on`; throws the first refusal of
+ * {@link planStartOrder} (a cycle naming it, or a missing dependency naming both).
+ */
+export function orderByDependencies(plugins: readonly PluginDescriptor[]): PluginDescriptor[] {
+  const { order, refused } = planStartOrder(plugins);
+  if (refused.length > 0) throw refused[0]!.error;
+  return [...order];
 }

@@ -5,6 +5,7 @@ import {
   loadManifest,
   ManifestError,
   orderByDependencies,
+  planStartOrder,
   type PluginDescriptor,
 } from "./mod.ts";
 
@@ -160,4 +161,24 @@ Deno.test("orderByDependencies() puts dependencies first and names a cycle", () 
     () => orderByDependencies([fake("a", ["ghost"])]),
     (e: unknown) => e instanceof ManifestError && e.code === "DEPENDENCY_MISSING",
   );
+});
+
+Deno.test("planStartOrder() refuses only the plugins in a cycle, with a missing dependency, or above them", () => {
+  const plan = planStartOrder([
+    fake("a", ["b"]),
+    fake("b", ["a"]),
+    fake("above-cycle", ["a"]),
+    fake("lonely", ["ghost"]),
+    fake("db", []),
+    fake("app", ["db"]),
+  ]);
+  assert.deepEqual(plan.order.map((p) => p.name), ["db", "app"]);
+  const refused = Object.fromEntries(plan.refused.map((r) => [r.plugin.name, r.error]));
+  assert.deepEqual(Object.keys(refused).sort(), ["a", "above-cycle", "b", "lonely"]);
+  assert.equal(refused.a?.code, "DEPENDENCY_CYCLE");
+  assert.equal(refused.b?.code, "DEPENDENCY_CYCLE");
+  assert.match(refused.a!.message, /a -> b -> a/);
+  assert.equal(refused["above-cycle"]?.code, "DEPENDENCY_FAILED");
+  assert.equal(refused.lonely?.code, "DEPENDENCY_MISSING");
+  assert.match(refused.lonely!.message, /lonely depends on ghost/);
 });

@@ -9,6 +9,8 @@ export {
   type Discovery,
   type InvalidPlugin,
   orderByDependencies,
+  planStartOrder,
+  type StartPlan,
 } from "./discover_plugins.ts";
 export { isInside, loadManifest, MANIFEST_FILE, type PluginDescriptor } from "./load_manifest.ts";
 export { asManifestError, ManifestError } from "./manifest_error.ts";

@@ -79,13 +79,13 @@ export const ManifestSchema = z.strictObject({
   }).prefault({}),
   resources: z.strictObject({
     memory_mb: z.number().int().min(16).max(65_536).optional(),
-    timeout_ms: z.number().int().positive().optional(),
+    timeout_ms: z.number().int().positive().max(2_147_483_647).optional(),
   }).prefault({}),
   methods: z.record(
     z.string().min(1),
     z.strictObject({
       idempotent: z.boolean().default(false),
-      timeout_ms: z.number().int().positive().optional(),
+      timeout_ms: z.number().int().positive().max(2_147_483_647).optional(),
     }),
   ).default({}),
   depends_on: z.array(z.string().regex(PLUGIN_NAME)).default([]),

@@ -26,6 +26,7 @@ export {
   type ReadyInfo,
 } from "./plugin_process.ts";
 export {
+  describeFailure,
   type PluginState,
   PluginSupervisor,
   type PluginSupervisorOptions,

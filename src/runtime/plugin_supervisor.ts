@@ -1,6 +1,11 @@
 import { getLogger } from "@logtape/logtape";
 import type { PluginDefaults } from "../config/mod.ts";
-import { PluginError, PluginTimeoutError, PluginUnavailableError } from "./plugin_errors.ts";
+import {
+  PluginError,
+  PluginTimeoutError,
+  PluginUnavailableError,
+  stderrSummary,
+} from "./plugin_errors.ts";
 import type { ExitInfo, PluginProcess } from "./plugin_process.ts";
 
 /**
@@ -271,7 +276,7 @@ export class PluginSupervisor implements AsyncDisposable {
   #unavailable(): PluginUnavailableError {
     const why = this.#state === "failed"
       ? `it failed (${
-        describe(this.#lastError)
+        describeFailure(this.#lastError)
       }); fix it and restart the host, or see plugsconc logs`
       : "it is not running";
     return new PluginUnavailableError(this.#o.name, this.#state, why, { cause: this.#lastError });
@@ -290,11 +295,14 @@ export class PluginSupervisor implements AsyncDisposable {
   }
 }
 
-function describe(e: unknown): string {
+/** One line for a supervisor's `lastError`: an error's message, or how the process exited. */
+export function describeFailure(e: unknown): string {
   if (e instanceof Error) return e.message;
   if (e !== null && typeof e === "object" && "code" in e && "signal" in e) {
     const x = e as ExitInfo;
-    return x.signal ? `killed by ${x.signal}` : `exit code ${x.code}`;
+    const how = x.signal ? `killed by ${x.signal}` : `exit code ${x.code}`;
+    const tail = stderrSummary(x.stderr ?? []);
+    return tail ? `${how}; last stderr: ${tail}` : how;
   }
   return String(e);
 }

@@ -145,6 +145,37 @@ export function serve(options: ServeOptions): Promise<void> {
     console.trace = route("trace");
     console.warn = route("warning");
     console.error = route("error");
+    // The rest of the console writes to stdout too: every method goes to $/log, so nothing a
+    // plugin's code (or a library it bundles) prints can corrupt the protocol.
+    console.dir = console.dirxml = (...args: unknown[]) => base.log("info", formatArgs(args));
+    console.table = (data: unknown) => base.log("info", formatArgs([data]));
+    console.assert = (cond?: boolean, ...args: unknown[]) => {
+      if (!cond) base.log("error", `Assertion failed${args.length ? `: ${formatArgs(args)}` : ""}`);
+    };
+    const counts = new Map<string, number>();
+    console.count = (label = "default") => {
+      const n = (counts.get(label) ?? 0) + 1;
+      counts.set(label, n);
+      base.log("info", `${label}: ${n}`);
+    };
+    console.countReset = (label = "default") => void counts.delete(label);
+    const timers = new Map<string, number>();
+    console.time = (label = "default") => void timers.set(label, performance.now());
+    const elapsed = (label: string, end: boolean, args: unknown[]) => {
+      const t = timers.get(label);
+      if (t === undefined) return base.log("warning", `Timer "${label}" does not exist`);
+      if (end) timers.delete(label);
+      base.log(
+        "info",
+        `${label}: ${(performance.now() - t).toFixed(3)}ms ${formatArgs(args)}`.trimEnd(),
+      );
+    };
+    console.timeLog = (label = "default", ...args: unknown[]) => elapsed(label, false, args);
+    console.timeEnd = (label = "default") => elapsed(label, true, []);
+    console.group = console.groupCollapsed = (...args: unknown[]) => {
+      if (args.length > 0) base.log("info", formatArgs(args));
+    };
+    console.groupEnd = () => {};
   }
 
   for (const name of methodNames) {
