@@ -349,16 +349,6 @@ export class CallPipeline {
       throw e;
     }
     chose(inst);
-    if (inst.bulkhead.executionSlots <= 0 && inst.bulkhead.queueSlots <= 0) {
-      const e = new BulkheadFullError(
-        this.plugin,
-        method,
-        this.policy.bulkhead.max_in_flight,
-        this.policy.bulkhead.queue,
-      );
-      notSent.add(e);
-      throw e;
-    }
     inst.inFlight++;
     try {
       const proc = inst.supervisor.process!;
@@ -372,7 +362,9 @@ export class CallPipeline {
           this.policy.bulkhead.max_in_flight,
           this.policy.bulkhead.queue,
         );
-        notSent.add(full);
+        // Refused before the plugin saw it: another instance may take it. With one instance a
+        // retry would only add load to what is shedding it.
+        if (this.instances.instances.length > 1) notSent.add(full);
         throw full;
       }
       throw e;
