@@ -86,6 +86,20 @@ Deno.test("`call` of an unknown method exits 2 and lists the plugin's methods", 
   assert.match(io.stderr, /^error \[METHOD_NOT_FOUND\]: plugin cat has no method purr; .*speak/);
 });
 
+Deno.test("`call` of a plugin whose grant is refused exits 2 and says which grant and why", async () => {
+  await using home = await makeHome({ watcher: { enabled: false } });
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"), {
+    manifest: (text) =>
+      text + "capabilities:\n  filesystem:\n    - { path: /, permissions: [read] }\n",
+  });
+  const io = memoryIo();
+  const code = await runCli(["--config", home.configPath, "call", "cat", "speak"], io);
+  assert.equal(code, 2, io.stderr);
+  assert.match(io.stderr, /^error \[PLUGIN_UNAVAILABLE\]: plugin cat is failed: .*refused/);
+  assert.match(io.stderr, /capabilities\.filesystem/);
+  assert.equal(io.stdout, "");
+});
+
 Deno.test("`call --timeout 100` of a slow method exits 1 with a PLUGIN_TIMEOUT error line", async () => {
   await using home = await cliHome();
   const io = memoryIo();
@@ -205,6 +219,16 @@ Deno.test("`run` prints the plugin table and, when its signal aborts, stops ever
       logs.stderr,
     );
     assert.match(logs.stdout, /plugsconc stopped/);
+    // ... and the effective settings it logged at start.
+    const started = memoryIo();
+    await runCli(
+      ["--config", home.configPath, "logs", "query", "--json", "--grep", "starting with"],
+      started,
+    );
+    const record = JSON.parse(started.stdout.trim().split("\n")[0]!);
+    assert.equal(record.properties.pluginsDir, home.pluginsDir);
+    assert.equal(record.properties.policy, "strict");
+    assert.equal(record.properties.config, home.configPath);
   } finally {
     controller.abort();
     await within(running, 10_000);

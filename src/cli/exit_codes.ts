@@ -1,6 +1,6 @@
 import { ConfigError } from "../config/mod.ts";
 import { causeChain, PlugsconcError } from "../errors/mod.ts";
-import { PluginNotFoundError } from "../runtime/mod.ts";
+import { PluginNotFoundError, PluginUnavailableError } from "../runtime/mod.ts";
 import { SandboxError } from "../sandbox/mod.ts";
 
 /** The CLI was used wrongly (unknown command, bad option or argument). */
@@ -31,9 +31,15 @@ export function registerUsageErrorClass(cls: abstract new (...args: never[]) => 
   if (!usageClasses.includes(cls)) usageClasses.push(cls);
 }
 
-/** Maps a thrown value to the process exit code. */
+/**
+ * Maps a thrown value to the process exit code. A plugin unavailable because its manifest,
+ * sandbox or dependencies were refused at start is the user's input too (exit 2).
+ */
 export function exitCodeFor(error: unknown): number {
-  return usageClasses.some((cls) => error instanceof cls) ? EXIT.usage : EXIT.failure;
+  const isUsage = (e: unknown) => usageClasses.some((cls) => e instanceof cls);
+  if (isUsage(error)) return EXIT.usage;
+  if (error instanceof PluginUnavailableError && isUsage(error.cause)) return EXIT.usage;
+  return EXIT.failure;
 }
 
 /** One line per error (`error: message`), plus the cause chain and stacks when verbose. */
