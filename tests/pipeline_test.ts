@@ -158,6 +158,19 @@ Deno.test("the bulkhead runs max_in_flight, queues up to its queue, and refuses 
   assert.deepEqual(await Promise.all([first, second]), ["slept", "slept"]);
 });
 
+Deno.test("a call queued in the bulkhead stops waiting at its deadline", async () => {
+  await using h = await home({ bulkhead: { max_in_flight: 1, queue: 4 }, ...NO_BREAKER });
+  await using host = await h.startHost();
+  let firstDone = false;
+  const first = host.call("behave", "sleep", { ms: 1500 }).finally(() => (firstDone = true));
+  await assert.rejects(
+    host.call("behave", "sleep", { ms: 10 }, { timeoutMs: 200 }),
+    PluginTimeoutError,
+  );
+  assert.equal(firstDone, false, "the queued call waited for the slot instead of its deadline");
+  assert.equal(await first, "slept");
+});
+
 Deno.test("a deadline reaches the handler as $/cancel and the call fails with PluginTimeoutError", async () => {
   await using h = await home({ ...NO_BREAKER });
   await using host = await h.startHost();

@@ -222,10 +222,15 @@ export class CallPipeline {
         );
       }
       const timeoutMs = options.timeoutMs ?? timeoutOf(this.policy, method);
-      const deadline = AbortSignal.timeout(timeoutMs);
-      const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
-      const run = () =>
-        this.#withRetries(method, params, signal, deadline, t0 + timeoutMs, timeoutMs);
+      const call: Attempt = {
+        method,
+        params,
+        signal: options.signal,
+        deadlineAt: t0 + timeoutMs,
+        timeoutMs,
+        last: undefined,
+      };
+      const run = () => this.#withRetries(call);
       let result: unknown;
       if (this.#breaker === undefined) {
         result = await run();
@@ -263,44 +268,28 @@ export class CallPipeline {
     }
   }
 
-  async #withRetries(
-    method: string,
-    params: unknown,
-    signal: AbortSignal,
-    deadline: AbortSignal,
-    deadlineAt: number,
-    timeoutMs: number,
-  ): Promise<unknown> {
+  async #withRetries(call: Attempt): Promise<unknown> {
     const maxAttempts = this.policy.retry.max_attempts;
-    const idempotent = this.#idempotent.has(method);
+    const idempotent = this.#idempotent.has(call.method);
     let backoff: IBackoff<unknown> | undefined;
-    let last: Instance | undefined;
     for (let attempt = 1;; attempt++) {
       try {
-        return await this.#attempt(
-          method,
-          params,
-          signal,
-          deadline,
-          deadlineAt,
-          timeoutMs,
-          last,
-          (i) => (last = i),
-        );
+        return await this.#attempt(call);
       } catch (e) {
-        if (attempt >= maxAttempts || signal.aborted || !retryable(e, idempotent)) throw e;
-        const context = { attempt, signal, result: { error: e } };
+        const signal = call.signal;
+        if (attempt >= maxAttempts || signal?.aborted || !retryable(e, idempotent)) throw e;
+        const context = { attempt, signal: signal ?? NEVER, result: { error: e } };
         backoff = backoff ? backoff.next(context) : this.#backoff.next();
         const delay = backoff.duration;
         // A retry that cannot start before the deadline is not made: the caller gets the
         // real error now instead of a timeout later.
-        if (performance.now() + delay >= deadlineAt) throw e;
+        if (performance.now() + delay >= call.deadlineAt) throw e;
         this.#retries.inc();
         this.#log.debug(
           "plugin {plugin}: retrying {method} in {delay} ms (attempt {attempt}): {error}",
           {
             plugin: this.plugin,
-            method,
+            method: call.method,
             delay: Math.round(delay),
             attempt: attempt + 1,
             error: (e as Error)?.message,
@@ -311,49 +300,55 @@ export class CallPipeline {
     }
   }
 
-  async #attempt(
-    method: string,
-    params: unknown,
-    signal: AbortSignal,
-    deadline: AbortSignal,
-    deadlineAt: number,
-    timeoutMs: number,
-    previous: Instance | undefined,
-    chose: (i: Instance) => void,
-  ): Promise<unknown> {
-    const inst = this.instances.pick(previous);
+  /**
+   * One attempt on one instance. The fast path makes no timer or signal of its own: the RPC
+   * peer enforces the remaining time (and sends `$/cancel`); only a call that must queue in a
+   * bulkhead gets a deadline signal, so that it stops waiting in time.
+   */
+  async #attempt(call: Attempt): Promise<unknown> {
+    const { method, params, signal, timeoutMs } = call;
+    const left = Math.round(call.deadlineAt - performance.now());
+    if (left < 1) throw new PluginTimeoutError(this.plugin, method, timeoutMs);
+    const inst = this.instances.pick(call.last);
     if (inst === undefined) {
       // None running: with one instance, wait for its restart (bounded by the deadline); its
       // supervisor says why when it is failed or stopped.
       const all = this.instances.instances;
       if (all.length === 1) {
-        return await this.#mapDeadline(
-          all[0]!.supervisor.call(method, params, {
-            signal,
-            timeoutMs: Math.max(1, Math.round(deadlineAt - performance.now())),
-          }),
-          method,
-          signal,
-          deadline,
-          timeoutMs,
+        return await this.#mapErrors(
+          all[0]!.supervisor.call(method, params, { signal, timeoutMs: left }),
+          call,
         );
       }
       const e = new PluginUnavailableError(
         this.plugin,
         "unavailable",
-        `none of its ${this.instances.instances.length} instance(s) is running and healthy; ` +
+        `none of its ${all.length} instances is running and healthy; ` +
           "see plugsconc logs, or plugins list for their state",
         { method },
       );
       notSent.add(e);
       throw e;
     }
-    chose(inst);
+    call.last = inst;
     inst.inFlight++;
     try {
       const proc = inst.supervisor.process!;
-      const run = inst.bulkhead.execute(() => proc.call(method, params, { signal }), signal);
-      return await this.#mapDeadline(abortable(run, signal), method, signal, deadline, timeoutMs);
+      if (inst.bulkhead.executionSlots > 0) {
+        return await this.#mapErrors(
+          inst.bulkhead.execute(() => proc.call(method, params, { signal, timeoutMs: left })),
+          call,
+        );
+      }
+      // Queued: the wait counts against the deadline.
+      const deadline = AbortSignal.timeout(left);
+      const wait = signal ? AbortSignal.any([signal, deadline]) : deadline;
+      const run = inst.bulkhead.execute(() => {
+        const rest = Math.round(call.deadlineAt - performance.now());
+        if (rest < 1) throw new PluginTimeoutError(this.plugin, method, timeoutMs);
+        return proc.call(method, params, { signal, timeoutMs: rest });
+      }, wait);
+      return await this.#mapErrors(abortable(run, wait), call);
     } catch (e) {
       if (e instanceof BulkheadRejectedError) {
         const full = new BulkheadFullError(
@@ -373,30 +368,42 @@ export class CallPipeline {
     }
   }
 
-  /** The deadline's abort becomes `PluginTimeoutError`; the caller's stays a cancellation. */
-  async #mapDeadline(
-    p: Promise<unknown>,
-    method: string,
-    signal: AbortSignal,
-    deadline: AbortSignal,
-    timeoutMs: number,
-  ): Promise<unknown> {
+  /**
+   * A timeout reports the call's whole deadline (not what was left of it for this attempt);
+   * an abort that is neither becomes a cancellation.
+   */
+  async #mapErrors(p: Promise<unknown>, call: Attempt): Promise<unknown> {
     try {
       return await p;
     } catch (e) {
-      if (
-        deadline.aborted && !(e instanceof PluginTimeoutError) &&
-        !(e instanceof PluginNotFoundError)
-      ) {
-        throw new PluginTimeoutError(this.plugin, method, timeoutMs, { cause: e });
+      if (e instanceof PluginTimeoutError) {
+        throw new PluginTimeoutError(this.plugin, call.method, call.timeoutMs, { cause: e });
       }
-      if (signal.aborted && !(e instanceof PluginError)) {
-        throw new PluginCallCancelledError(this.plugin, method, { cause: e });
+      if (e instanceof PluginError || e instanceof BulkheadRejectedError) throw e;
+      if (performance.now() >= call.deadlineAt - 1) {
+        throw new PluginTimeoutError(this.plugin, call.method, call.timeoutMs, { cause: e });
+      }
+      if (call.signal?.aborted) {
+        throw new PluginCallCancelledError(this.plugin, call.method, { cause: e });
       }
       throw e;
     }
   }
 }
+
+/** One call's state across its attempts. */
+interface Attempt {
+  readonly method: string;
+  readonly params: unknown;
+  readonly signal: AbortSignal | undefined;
+  /** `performance.now()` when the whole call must be done. */
+  readonly deadlineAt: number;
+  readonly timeoutMs: number;
+  /** The instance of the previous attempt (a retry prefers another). */
+  last: Instance | undefined;
+}
+
+const NEVER = new AbortController().signal;
 
 /** Which failures count toward opening the breaker: the plugin's, not the caller's or ours. */
 function countsAsFailure(e: unknown): boolean {
@@ -432,15 +439,15 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** Waits `ms`; false if `signal` aborted first. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
+      signal?.removeEventListener("abort", onAbort);
       resolve(ok);
     };
     const onAbort = () => done(false);
     const timer = setTimeout(() => done(true), ms);
-    signal.addEventListener("abort", onAbort, { once: true });
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

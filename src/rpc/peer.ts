@@ -78,7 +78,8 @@ const QUEUE_COMPACT_AT = 1024;
 
 /** A request of ours waiting for its response. Doubles as the abort listener of its signal. */
 class PendingRequest {
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** `performance.now()` by which it must be answered; `Infinity` without a timeout. */
+  deadline = Infinity;
   signal: AbortSignal | undefined = undefined;
 
   constructor(
@@ -156,6 +157,10 @@ export class JsonRpcPeer implements AsyncDisposable {
   readonly #onNotification: JsonRpcPeerOptions["onNotification"];
   readonly #handlers = new Map<string, RpcHandler>();
   readonly #pending = new Map<number, PendingRequest>();
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  #sweepAt = Infinity;
+  /** Pending requests with a deadline; at 0 the sweep timer is cleared (nothing keeps it). */
+  #timed = 0;
   readonly #inFlight = new Map<RpcId, HandlerContext>();
   readonly #abandoned = new Set<number>();
   #nextId = 1;
@@ -278,7 +283,15 @@ export class JsonRpcPeer implements AsyncDisposable {
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     const entry = new PendingRequest(id, method, timeoutMs, resolve, reject, this.#onAbort);
     this.#pending.set(id, entry);
-    if (timeoutMs !== undefined) entry.timer = setTimeout(this.#onTimeout, timeoutMs, entry);
+    if (timeoutMs !== undefined) {
+      entry.deadline = performance.now() + timeoutMs;
+      this.#timed++;
+      // One timer for all requests, armed for the earliest deadline: a timer per request
+      // costs more than the rest of a request at 50,000 calls/s.
+      if (this.#sweepTimer === undefined || entry.deadline < this.#sweepAt) {
+        this.#arm(entry.deadline);
+      }
+    }
     if (signal !== undefined) {
       entry.signal = signal;
       signal.addEventListener("abort", entry, { once: true });
@@ -344,6 +357,8 @@ export class JsonRpcPeer implements AsyncDisposable {
   close(reason?: unknown): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
     this.#decoder.end(this.#onFramingError);
     const pending = [...this.#pending.values()];
     for (const entry of pending) {
@@ -627,13 +642,34 @@ export class JsonRpcPeer implements AsyncDisposable {
   #take(entry: PendingRequest): boolean {
     if (this.#pending.get(entry.id) !== entry) return false;
     this.#pending.delete(entry.id);
-    if (entry.timer !== undefined) {
-      clearTimeout(entry.timer);
-      entry.timer = undefined;
-    }
     entry.signal?.removeEventListener("abort", entry);
+    if (entry.deadline !== Infinity && --this.#timed === 0) {
+      clearTimeout(this.#sweepTimer);
+      this.#sweepTimer = undefined;
+    }
     return true;
   }
+
+  #arm(at: number): void {
+    clearTimeout(this.#sweepTimer);
+    this.#sweepAt = at;
+    this.#sweepTimer = setTimeout(this.#sweep, Math.max(0, Math.ceil(at - performance.now())));
+  }
+
+  /** Times out every request past its deadline, then re-arms for the earliest one left. */
+  readonly #sweep = (): void => {
+    this.#sweepTimer = undefined;
+    // Timers may fire a fraction of a millisecond early against performance.now().
+    const now = performance.now() + 1;
+    let next = Infinity;
+    const expired: PendingRequest[] = [];
+    for (const entry of this.#pending.values()) {
+      if (entry.deadline <= now) expired.push(entry);
+      else if (entry.deadline < next) next = entry.deadline;
+    }
+    for (const entry of expired) this.#onTimeout(entry);
+    if (next !== Infinity && !this.#closed) this.#arm(next);
+  };
 
   readonly #onAbort = (entry: PendingRequest): void => {
     if (!this.#take(entry)) return;
@@ -642,7 +678,6 @@ export class JsonRpcPeer implements AsyncDisposable {
   };
 
   readonly #onTimeout = (entry: PendingRequest): void => {
-    entry.timer = undefined;
     if (!this.#take(entry)) return;
     this.#abandon(entry.id);
     const reason = new DOMException(

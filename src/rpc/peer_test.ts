@@ -451,3 +451,25 @@ Deno.test("JsonRpcPeer refuses bad arguments up front", async () => {
   assert.ok(error instanceof RpcError && error.code === "RPC_INVALID_MESSAGE");
   assert.equal(peer.pendingCount, 0);
 });
+
+Deno.test("JsonRpcPeer times out each request at its own deadline with one shared timer", async () => {
+  const { peer, sent } = wirePeer();
+  const order: number[] = [];
+  const t0 = performance.now();
+  const track = (ms: number) =>
+    peer.request("hang", [], { timeoutMs: ms }).catch((e: RpcError) => {
+      assert.equal(e.code, "RPC_TIMEOUT");
+      assert.ok(performance.now() - t0 >= ms - 1, `${ms} ms request timed out early`);
+      order.push(ms);
+    });
+  // An answered request with a long timeout must not keep the timer (the sanitizer checks).
+  const answered = peer.request("quick", [], { timeoutMs: 60_000 });
+  const waits = [track(300), track(50), track(150)];
+  peer.receive(enc.encode(JSON.stringify({ jsonrpc: "2.0", id: sent[0]!.id, result: 1 }) + "\n"));
+  assert.equal(await answered, 1);
+  await Promise.all(waits);
+  assert.deepEqual(order, [50, 150, 300]);
+  // Each timed-out request was cancelled on the wire.
+  assert.equal(sent.filter((m) => m.method === "$/cancel").length, 3);
+  peer.close();
+});
