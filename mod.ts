@@ -54,6 +54,7 @@ export {
   RateLimitedError,
 } from "./src/pipeline/mod.ts";
 export { type MetricSnapshot, MetricsRegistry } from "./src/metrics/mod.ts";
+export { Gateway, type GatewayOptions, HttpError, ServerError } from "./src/server/mod.ts";
 export { ManifestError, type PluginDescriptor } from "./src/manifest/mod.ts";
 export { SandboxError } from "./src/sandbox/mod.ts";
 export { IntegrityError } from "./src/integrity/mod.ts";

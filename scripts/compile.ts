@@ -12,6 +12,8 @@ const output = "dist/plugsconc" + (Deno.build.os === "windows" ? ".exe" : "");
 const args = [
   "compile",
   "-A",
+  // As deno.json's "unstable": the gateway reads request.signal for client disconnects.
+  "--unstable-no-legacy-abort",
   "--no-check",
   // Not reached by static imports, so not embedded unless named: the SDK (written to disk
   // for plugins at start), the modules Web Workers load, and the checksum job module.

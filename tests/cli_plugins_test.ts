@@ -281,3 +281,44 @@ Deno.test("`run` in a real process stops cleanly on Ctrl-C, even when a second S
     reader.releaseLock();
   }
 });
+
+Deno.test("`run` with server.enabled serves plugin calls on the address it prints, and stops it with the host", async () => {
+  await using home = await makeHome({ server: { enabled: true, listen: "127.0.0.1:0" } });
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  const controller = new AbortController();
+  const io = memoryIo(controller.signal);
+  const running = runCli(["--config", home.configPath, "run"], io);
+  try {
+    assert.ok(await waitFor(() => /Ctrl-C stops the host/.test(io.stdout), 30_000), io.stderr);
+    const url = /HTTP gateway: (http:\/\/127\.0\.0\.1:\d+) \(no token: loopback only\)/.exec(
+      io.stdout,
+    )
+      ?.[1];
+    assert.ok(url, io.stdout);
+    const res = await fetch(`${url}/v1/plugins/cat/speak`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ loud: true }),
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { result: { sound: "MEOW!" } });
+    controller.abort();
+    assert.equal(await within(running, 10_000), 0, io.stderr);
+    await assert.rejects(fetch(`${url}/healthz`), TypeError, "the gateway still listens");
+  } finally {
+    controller.abort();
+    await within(running, 10_000);
+  }
+});
+
+Deno.test("`run` refuses a non-loopback listen without a token before any plugin starts: exit 2, SERVER_INSECURE", async () => {
+  await using home = await makeHome({ server: { enabled: true, listen: "0.0.0.0:0" } });
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  const io = memoryIo();
+  const code = await within(runCli(["--config", home.configPath, "run"], io), 30_000);
+  assert.equal(code, 2, io.stderr);
+  assert.match(
+    io.stderr,
+    /^error \[SERVER_INSECURE\]: refusing to serve plugin calls on 0\.0\.0\.0:0 without a token/,
+  );
+});

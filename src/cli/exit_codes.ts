@@ -2,6 +2,7 @@ import { ConfigError } from "../config/mod.ts";
 import { causeChain, PlugsconcError } from "../errors/mod.ts";
 import { PluginNotFoundError, PluginUnavailableError } from "../runtime/mod.ts";
 import { SandboxError } from "../sandbox/mod.ts";
+import { ServerError } from "../server/mod.ts";
 
 /** The CLI was used wrongly (unknown command, bad option or argument). */
 export class UsageError extends PlugsconcError {
@@ -39,6 +40,8 @@ export function exitCodeFor(error: unknown): number {
   const isUsage = (e: unknown) => usageClasses.some((cls) => e instanceof cls);
   if (isUsage(error)) return EXIT.usage;
   if (error instanceof PluginUnavailableError && isUsage(error.cause)) return EXIT.usage;
+  // A gateway that may not start as configured (no token off loopback, a bad address).
+  if (error instanceof ServerError && error.code !== "SERVER_ADDR_IN_USE") return EXIT.usage;
   return EXIT.failure;
 }
 

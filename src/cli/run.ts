@@ -3,6 +3,7 @@ import { getLogger } from "@logtape/logtape";
 import { loadConfig } from "../config/mod.ts";
 import { PluginHost } from "../host/mod.ts";
 import { setupHostLogging } from "../logs/mod.ts";
+import { checkListen, Gateway } from "../server/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { formatTable } from "./table.ts";
@@ -26,12 +27,18 @@ export function registerRun(program: Command, ctx: CliContext): void {
         policy: c.security.policy,
         level: c.logging.level,
       });
+      // A gateway that may not start as configured is refused before any plugin starts.
+      if (c.server.enabled) checkListen(c.server.listen, c.server.token);
       // Installed before the plugins start and kept until they have stopped.
       using stop = listenForStop(
         ctx.io.signal,
         () => log.warning("already stopping; waiting for the plugins to stop"),
       );
       await using host = await PluginHost.start({ config: loaded, logStore: logging.store });
+      // Disposed before the host: no request reaches a plugin that is stopping.
+      await using gateway = c.server.enabled
+        ? await Gateway.start(host, { logSink: logging.sink })
+        : undefined;
       const rows = host.plugins().map((p) => [
         p.name,
         p.version,
@@ -57,14 +64,20 @@ export function registerRun(program: Command, ctx: CliContext): void {
         ? `job pool: ${host.pool.maxWorkers} workers, queue limit ${c.worker_pool.queue_limit}`
         : "job pool: off";
       const store = logging.store ? `log store: ${logging.store.path}` : "log store: off";
+      const http = gateway
+        ? `HTTP gateway: ${gateway.url} (${
+          c.server.token ? "bearer token required" : "no token: loopback only"
+        })`
+        : "HTTP gateway: off (server.enabled: false)";
       ctx.io.out(
         `plugsconc ${VERSION}: plugins from ${c.dirs.plugins}; ${watching}\n` +
-          `${pool}; ${store}\n` +
+          `${pool}; ${store}\n${http}\n` +
           formatTable(["NAME", "VERSION", "STATE", "PID", "HEALTH", "GRANTS"], rows) +
           "Ctrl-C stops the host.\n",
       );
       await stop.requested;
       log.info("stopping");
+      await gateway?.close();
       await host.stop();
       log.info("plugsconc stopped");
     });
