@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/mod.ts";
+import { configure, reset } from "@logtape/logtape";
 import { PluginHost } from "../src/host/mod.ts";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { setupHostLogging } from "../src/logs/mod.ts";
@@ -133,4 +134,48 @@ Deno.test("a plugin with a missing dependency is failed; the host and the other 
   );
   assert.equal(host.health().plugins.dog?.status, "offline");
   assert.equal(host.health().status, "offline");
+});
+
+Deno.test("stop() stops dependents before what they depend on", async () => {
+  await using home = await makeHome(NO_WATCH);
+  await home.addPlugin(join(SAMPLE_PLUGINS, "dog"));
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"), {
+    manifest: (text) => text + "depends_on: [dog]\n",
+  });
+  const stopped: string[] = [];
+  await configure({
+    reset: true,
+    sinks: {
+      seen: (r) => {
+        if (r.properties.state === "stopped") stopped.push(String(r.properties.plugin));
+      },
+    },
+    loggers: [
+      { category: ["plugsconc", "host"], sinks: ["seen"], lowestLevel: "info" },
+      { category: ["logtape", "meta"], lowestLevel: "fatal" },
+    ],
+  });
+  try {
+    const host = await PluginHost.start({ configPath: home.configPath });
+    assert.deepEqual(host.plugins().map((p) => p.state), ["ready", "ready"]);
+    await host.stop();
+    assert.deepEqual(stopped, ["cat", "dog"]);
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("call() refuses the protocol's own methods ($/health, $/shutdown, host/...)", async () => {
+  await using home = await makeHome(NO_WATCH);
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await using host = await PluginHost.start({ configPath: home.configPath });
+  for (const method of ["$/shutdown", "$/health", "host/process.exec"]) {
+    await assert.rejects(
+      host.call("cat", method, {}),
+      (e: unknown) => (e as { code?: string }).code === "METHOD_NOT_FOUND",
+      method,
+    );
+  }
+  assert.equal(host.plugins()[0]!.state, "ready", "$/shutdown reached the plugin");
+  assert.deepEqual(await host.call("cat", "speak", {}), { sound: "meow" });
 });

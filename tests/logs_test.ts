@@ -396,3 +396,26 @@ Deno.test("parseTimeArg() takes durations back from now and dates", () => {
   assert.equal(formatAge(90_061_000), "1d 1h");
   assert.equal(formatAge(65_000), "1m 5s");
 });
+
+Deno.test("a 10 MiB stderr line and invalid UTF-8 from a real plugin are stored cut and replaced; the host goes on", async () => {
+  await using home = await homeWithBehave();
+  const { config } = await loadConfig(home.configPath);
+  await using logs = await storeLogging(config);
+  await using host = await home.startHost();
+  assert.equal(await host.call("behave", "stderrHuge", { mb: 10 }), true);
+  assert.ok(
+    await waitFor(async () => {
+      await flushWithin(logs.sink);
+      return logs.store.query({ plugin: "behave", grep: "bad " }).length > 0;
+    }, 10_000),
+    "the invalid UTF-8 line never arrived",
+  );
+  const [huge] = logs.store.query({ plugin: "behave", grep: "xxxxxxxx" });
+  assert.ok(huge, "the huge line is not stored");
+  assert.ok(huge.message.length < 100 * 1024, `stored ${huge.message.length} characters`);
+  assert.match(huge.message, /…\[truncated \d+ bytes\]$/);
+  const [bad] = logs.store.query({ plugin: "behave", grep: "bad " });
+  assert.equal(bad!.message, "bad \ufffd\ufffd \ufffd");
+  // The plugin and the host are fine.
+  assert.deepEqual(await host.call("behave", "echo", { after: true }), { after: true });
+});

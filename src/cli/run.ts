@@ -16,6 +16,15 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .action(async () => {
       const globals = ctx.globals();
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
+      // Installed before anything starts and removed last, after the log store's final flush:
+      // a second Ctrl-C meanwhile must not kill the host with records still queued.
+      using stop = listenForStop(
+        ctx.io.signal,
+        () =>
+          getLogger(["plugsconc", "run"]).warning(
+            "already stopping; waiting for the plugins to stop",
+          ),
+      );
       await using logging = await setupHostLogging(loaded.config);
       const log = getLogger(["plugsconc", "run"]);
       const c = loaded.config;
@@ -29,11 +38,6 @@ export function registerRun(program: Command, ctx: CliContext): void {
       });
       // A gateway that may not start as configured is refused before any plugin starts.
       if (c.server.enabled) checkListen(c.server.listen, c.server.token);
-      // Installed before the plugins start and kept until they have stopped.
-      using stop = listenForStop(
-        ctx.io.signal,
-        () => log.warning("already stopping; waiting for the plugins to stop"),
-      );
       await using host = await PluginHost.start({ config: loaded, logStore: logging.store });
       // Disposed before the host: no request reaches a plugin that is stopping.
       await using gateway = c.server.enabled

@@ -628,6 +628,14 @@ export class PluginHost implements AsyncDisposable {
     if (entry === undefined) {
       throw new PluginNotFoundError(name, undefined, [...this.#entries.keys()]);
     }
+    if (method.startsWith("$/") || method.startsWith("host/")) {
+      // The protocol's own methods ($/health, $/shutdown, ...) are the host's, not callers'.
+      throw new PluginNotFoundError(
+        name,
+        method,
+        entry.supervisors?.[0]?.process?.ready.methods ?? [],
+      );
+    }
     const pipeline = entry.pipeline;
     if (pipeline === undefined || entry.error) {
       throw new PluginUnavailableError(
@@ -733,9 +741,11 @@ export class PluginHost implements AsyncDisposable {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       await this.#watcher?.close();
-      const results = await Promise.allSettled(
-        [...this.#entries.values()].map((e) => stopEntry(e)),
-      );
+      // Dependents before what they depend on: a plugin never outlives one it calls into.
+      const results: PromiseSettledResult<unknown>[] = [];
+      for (const level of stopLevels([...this.#entries.values()])) {
+        results.push(...await Promise.allSettled(level.map((e) => stopEntry(e))));
+      }
       // Jobs already running finish; the whole stop is bounded by app.shutdown_timeout_ms.
       results.push(
         ...await Promise.allSettled([
@@ -753,6 +763,30 @@ export class PluginHost implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/**
+ * Entries grouped for stopping: first those nothing running depends on, then what those
+ * depended on, and so on (each group can stop in parallel).
+ */
+function stopLevels(entries: readonly Entry[]): Entry[][] {
+  const byName = new Map(entries.map((e) => [e.plugin.name, e]));
+  const depth = new Map<string, number>();
+  // depth = 1 + the deepest dependent; a plugin nobody depends on has depth 0.
+  const visit = (e: Entry, d: number, seen: Set<string>) => {
+    if ((depth.get(e.plugin.name) ?? -1) >= d || seen.has(e.plugin.name)) return;
+    depth.set(e.plugin.name, d);
+    seen.add(e.plugin.name);
+    for (const dep of e.plugin.manifest.depends_on) {
+      const de = byName.get(dep);
+      if (de) visit(de, d + 1, seen);
+    }
+    seen.delete(e.plugin.name);
+  };
+  for (const e of entries) visit(e, 0, new Set());
+  const levels: Entry[][] = [];
+  for (const e of entries) (levels[depth.get(e.plugin.name) ?? 0] ??= []).push(e);
+  return levels.filter((l) => l !== undefined);
 }
 
 /** Stops a plugin's health checks and every instance (drain, then polite-then-forced stop). */
