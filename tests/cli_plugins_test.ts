@@ -235,14 +235,16 @@ Deno.test("`run` prints the plugin table and, when its signal aborts, stops ever
   }
 });
 
-Deno.test("`run` in a real process stops cleanly on Ctrl-C, even when more SIGINTs follow while it stops", async () => {
-  await using home = await makeHome({
+/**
+ * `run` in a real process with a plugin that speaks just enough protocol to start, then
+ * ignores $/shutdown and the end of its stdin: stopping it takes the grace period, then
+ * SIGTERM (about 2 s), so signals sent meanwhile surely land while the host is stopping.
+ */
+async function stubbornRun() {
+  const home = await makeHome({
     logging: { level: "info", format: "json" },
     defaults: { stop_grace_ms: 1000 },
   });
-  // A plugin that speaks just enough protocol to start, then ignores $/shutdown and the end of
-  // its stdin: stopping it takes the grace period, then SIGTERM (about 2 s), so the extra
-  // signals surely land while the host is stopping.
   const dir = join(home.pluginsDir, "stubborn");
   await Deno.mkdir(dir);
   await Deno.writeTextFile(
@@ -264,38 +266,65 @@ for await (const _ of Deno.stdin.readable) { /* ignore everything */ }
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).spawn();
-  let log = "";
+  const state = { log: "", out: "" };
   const stderr = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) state.log += chunk;
   })();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  try {
-    while (!out.includes("Ctrl-C stops the host")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
-    const pid = Number(/^stubborn\s+\S+\s+ready\s+(\d+)/m.exec(out)?.[1]);
-    assert.ok(pid > 0, out + log);
-    // A terminal sends SIGINT to the whole group, and `deno task` forwards one more.
-    child.kill("SIGINT");
-    assert.ok(await waitFor(() => log.includes('"stopping"'), 10_000), log);
-    for (let i = 0; i < 3; i++) {
-      child.kill("SIGINT");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const status = await child.status;
-    await stderr;
-    assert.equal(status.code, 0, log.slice(-2000));
-    assert.equal(log.match(/already stopping/g)?.length, 3, log.slice(-2000));
-    assert.match(log, /plugsconc stopped/);
-    assert.ok(await waitFor(() => !pidAlive(pid), 2000), "the plugin outlived the host");
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
+  while (!state.out.includes("Ctrl-C stops the host")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    state.out += value;
   }
+  const pid = Number(/^stubborn\s+\S+\s+ready\s+(\d+)/m.exec(state.out)?.[1]);
+  return {
+    child,
+    state,
+    pid,
+    /** Sends SIGINT: the first, then `more` once the host says it is stopping, 50 ms apart. */
+    async interrupt(more: number) {
+      child.kill("SIGINT");
+      assert.ok(await waitFor(() => state.log.includes('"stopping"'), 10_000), state.log);
+      for (let i = 0; i < more; i++) {
+        child.kill("SIGINT");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const status = await child.status;
+      await stderr;
+      return status;
+    },
+    async [Symbol.asyncDispose]() {
+      clearTimeout(timer);
+      reader.releaseLock();
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+      await home[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("`run` in a real process stops cleanly on Ctrl-C, even when more SIGINTs follow while it stops", async () => {
+  await using run = await stubbornRun();
+  assert.ok(run.pid > 0, run.state.out + run.state.log);
+  // A terminal sends SIGINT to the whole group, and `deno task` forwards one more.
+  const status = await run.interrupt(2);
+  const log = run.state.log;
+  assert.equal(status.code, 0, log.slice(-2000));
+  assert.equal(log.match(/already stopping/g)?.length, 2, log.slice(-2000));
+  assert.match(log, /plugsconc stopped/);
+  assert.ok(await waitFor(() => !pidAlive(run.pid), 2000), "the plugin outlived the host");
+});
+
+Deno.test("`run` quits at once (exit 130) on the fourth Ctrl-C, and its plugins die with it", async () => {
+  await using run = await stubbornRun();
+  assert.ok(run.pid > 0, run.state.out + run.state.log);
+  const status = await run.interrupt(3);
+  assert.equal(status.code, 130, run.state.log.slice(-2000));
+  assert.doesNotMatch(run.state.log, /plugsconc stopped/);
+  assert.ok(await waitFor(() => !pidAlive(run.pid), 5000), "the plugin outlived the host");
 });
 
 Deno.test("`run` with server.enabled serves plugin calls on the address it prints, and stops it with the host", async () => {

@@ -171,6 +171,54 @@ Deno.test("a call queued in the bulkhead stops waiting at its deadline", async (
   assert.equal(await first, "slept");
 });
 
+Deno.test("a call that timed out in the bulkhead's queue frees its place for the next", async () => {
+  await using h = await home({ bulkhead: { max_in_flight: 1, queue: 1 }, ...NO_BREAKER });
+  await using host = await h.startHost();
+  const first = host.call("behave", "sleep", { ms: 800 });
+  await assert.rejects(
+    host.call("behave", "sleep", { ms: 10 }, { timeoutMs: 100 }),
+    PluginTimeoutError,
+  );
+  // The queue has room again: this one waits for the first and runs.
+  assert.equal(await host.call("behave", "sleep", { ms: 10 }, { timeoutMs: 5000 }), "slept");
+  assert.equal(await first, "slept");
+});
+
+Deno.test("invalid params and calls cancelled by the caller do not trip the breaker", async () => {
+  await using h = await home({
+    retry: { max_attempts: 3, initial_delay_ms: 5 },
+    circuit_breaker: { failure_threshold: 2, recovery_ms: 60_000 },
+  });
+  await using host = await h.startHost();
+  for (let i = 0; i < 3; i++) {
+    // A string is not JSON-RPC params: the plugin answers -32602 (the caller's mistake).
+    await assert.rejects(host.call("behave", "echo", "not params"), PluginCallError);
+    const c = new AbortController();
+    const p = host.call("behave", "sleep", { ms: 5000 }, { signal: c.signal });
+    setTimeout(() => c.abort(new Error("caller gave up")), 20);
+    await assert.rejects(p);
+  }
+  assert.equal(host.plugins()[0]!.breaker, "closed");
+  assert.equal((await counts(host)).echo ?? 0, 0, "invalid params were retried");
+});
+
+Deno.test("a half-open probe cancelled by its caller keeps the breaker open", async () => {
+  await using h = await home({
+    retry: { max_attempts: 1 },
+    circuit_breaker: { failure_threshold: 1, recovery_ms: 200 },
+  });
+  await using host = await h.startHost();
+  await direct(host, 0, "setMode", { failNext: 1 });
+  await assert.rejects(host.call("behave", "echo", {}), PluginCallError);
+  assert.equal(host.plugins()[0]!.breaker, "open");
+  await new Promise((r) => setTimeout(r, 300));
+  const c = new AbortController();
+  const probe = host.call("behave", "sleep", { ms: 5000 }, { signal: c.signal });
+  setTimeout(() => c.abort(new Error("caller gave up")), 50);
+  await assert.rejects(probe);
+  assert.equal(host.plugins()[0]!.breaker, "open", "a probe without a verdict closed it");
+});
+
 Deno.test("a deadline reaches the handler as $/cancel and the call fails with PluginTimeoutError", async () => {
   await using h = await home({ ...NO_BREAKER });
   await using host = await h.startHost();

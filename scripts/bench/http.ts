@@ -30,13 +30,21 @@
  * @module
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { join } from "node:path";
 import { configure, reset } from "@logtape/logtape";
 import { Gateway } from "../../src/server/mod.ts";
 import { makeHome } from "../../tests/_helpers.ts";
+import {
+  BENCH_PLUGIN as PLUGIN,
+  BENCH_PLUGIN_SOURCE,
+  latencyUs,
+  loadavg,
+  measureCpu,
+  paramsOf,
+  progressLog,
+  readyPlugin,
+  round,
+} from "./_common.ts";
 
-const PLUGIN = "bench";
-const PLUGIN_SOURCE = join(import.meta.dirname!, "plugins", PLUGIN);
 const SEQ_WARMUP = 1_000;
 const SEQ_BLOCK = 500;
 const SEQ_BLOCKS = 10;
@@ -46,29 +54,10 @@ const LOAD_BUDGET_MS = 15_000;
 const LOAD_WARMUP = 3_000;
 const TARGET_ADDED_P50_US = 150;
 
-const round = (x: number, digits = 1) => Number(x.toFixed(digits));
-
-function progress(message: string): void {
-  console.error(`[http bench] ${message}`);
-}
-
-/** Nearest-rank percentile of sorted values. */
-function pct(sorted: ArrayLike<number>, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
+const progress = progressLog("http");
 
 function usStats(samplesMs: readonly number[]) {
-  const s = Float64Array.from(samplesMs).sort();
-  let sum = 0;
-  for (const x of s) sum += x;
-  return {
-    requests: s.length,
-    p50_us: round(pct(s, 0.5) * 1000),
-    p90_us: round(pct(s, 0.9) * 1000),
-    p99_us: round(pct(s, 0.99) * 1000),
-    mean_us: round((sum / s.length) * 1000),
-    max_us: round(s[s.length - 1]! * 1000),
-  };
+  return { requests: samplesMs.length, ...latencyUs(samplesMs) };
 }
 
 // ---- the client process ---------------------------------------------------------------------
@@ -129,59 +118,22 @@ async function clientMain(): Promise<void> {
 
 // ---- CPU accounting (Linux /proc; null elsewhere) --------------------------------------------
 
-/** CPU time (ns) of every thread of `pid`. */
-function cpuNs(pid: number): number | undefined {
-  try {
-    let sum = 0;
-    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
-      try {
-        sum += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
-      } catch { /* the thread ended */ }
-    }
-    return sum;
-  } catch {
-    return undefined;
-  }
-}
-
-function othersCpuNs(exclude: ReadonlySet<number>): number | undefined {
-  try {
-    let sum = 0;
-    for (const e of Deno.readDirSync("/proc")) {
-      const pid = Number(e.name);
-      if (!Number.isInteger(pid) || exclude.has(pid)) continue;
-      sum += cpuNs(pid) ?? 0;
-    }
-    return sum;
-  } catch {
-    return undefined;
-  }
-}
-
 /** CPU per request of each process, and the CPUs the rest of the machine used, over `fn`. */
 async function metered<T extends { requests: number }>(
   pids: { server: number; plugin: number; client: number | undefined },
   fn: () => Promise<T>,
 ) {
   const all = [pids.server, pids.plugin, ...(pids.client ? [pids.client] : [])];
-  const before = all.map(cpuNs);
-  const others0 = othersCpuNs(new Set(all));
-  const t0 = performance.now();
-  const result = await fn();
-  const wallNs = (performance.now() - t0) * 1e6;
-  const after = all.map(cpuNs);
-  const others1 = othersCpuNs(new Set(all));
-  const per = (i: number) =>
-    before[i] === undefined || after[i] === undefined
-      ? null
-      : round((after[i]! - before[i]!) / result.requests / 1000, 2);
+  const { result, ns, othersNs, wallNs } = await measureCpu(all, fn);
+  const per = (i: number) => {
+    const used = ns[i];
+    return used === undefined ? null : round(used / result.requests / 1000, 2);
+  };
   const cpu = {
     server_cpu_us_per_request: per(0),
     plugin_cpu_us_per_request: per(1),
     ...(pids.client ? { client_cpu_us_per_request: per(2) } : {}),
-    other_load_cpus: others0 === undefined || others1 === undefined
-      ? null
-      : round(Math.max(0, others1 - others0) / wallNs, 2),
+    other_load_cpus: othersNs === undefined ? null : round(othersNs / wallNs, 2),
   };
   return { result, cpu };
 }
@@ -211,12 +163,6 @@ function establishedTo(port: number): number | null {
 }
 
 // ---- the server process -----------------------------------------------------------------------
-
-/** `{"text":"xxx…"}` whose JSON is exactly `bytes` long. */
-function paramsOf(bytes: number): { text: string } {
-  const empty = JSON.stringify({ text: "" }).length;
-  return { text: "x".repeat(bytes - empty) };
-}
 
 class Client {
   readonly #child: Deno.ChildProcess;
@@ -307,14 +253,10 @@ async function serverMain(): Promise<void> {
     ],
   });
   await using home = await makeHome({ watcher: { enabled: false } });
-  await home.addPlugin(PLUGIN_SOURCE);
+  await home.addPlugin(BENCH_PLUGIN_SOURCE);
   progress("starting the host and the gateway");
   await using host = await home.startHost();
-  const info = host.plugins().find((p) => p.name === PLUGIN);
-  if (info?.state !== "ready") {
-    throw new Error(`the bench plugin is ${info?.state}: ${info?.error}`);
-  }
-  const pluginPid = info.pid!;
+  const pluginPid = readyPlugin(host, PLUGIN).pid!;
   await using gateway = await Gateway.start(host, { listen: "127.0.0.1:0" });
   // Two floors on one bare server: `/` reads the body and answers a constant; `/call` also
   // makes the host.call, as the least any HTTP front of the host could do.
@@ -451,7 +393,7 @@ async function serverMain(): Promise<void> {
         deno: Deno.version.deno,
         os: `${Deno.build.os}-${Deno.build.arch}`,
         nproc: navigator.hardwareConcurrency,
-        loadavg_at_start: Deno.loadavg().map((x) => round(x, 2)),
+        loadavg_at_start: loadavg(),
         request_signal_legacy_abort: legacy,
       },
       client: "a separate deno process, fetch with keep-alive",

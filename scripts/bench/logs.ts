@@ -26,6 +26,18 @@ import { DatabaseSync } from "node:sqlite";
 import { configure, getLogger, type LogRecord, reset, type Sink } from "@logtape/logtape";
 import { getLogStoreSink, LogStore, type LogStoreSink } from "../../src/logs/mod.ts";
 import { makeHome } from "../../tests/_helpers.ts";
+import {
+  BENCH_PLUGIN,
+  BENCH_PLUGIN_SOURCE,
+  machine,
+  mean,
+  paramsOf,
+  pct,
+  progressLog,
+  readyPlugin,
+  round,
+  sortedCopy,
+} from "./_common.ts";
 
 const THROUGHPUT_SECONDS = 6;
 const POOL = 10_000;
@@ -39,27 +51,16 @@ const TARGETS = {
   rpc_slowdown_pct_max: 5,
 };
 
-function progress(message: string): void {
-  console.error(`[logs bench] ${message}`);
-}
-
-const round = (x: number, digits = 1) => Number(x.toFixed(digits));
-
-/** Nearest-rank percentile of sorted values. */
-function pct(sorted: ArrayLike<number>, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
+const progress = progressLog("logs");
 
 function usStats(samplesMs: Float64Array) {
-  const s = samplesMs.slice().sort();
-  let sum = 0;
-  for (const x of s) sum += x;
+  const s = sortedCopy(samplesMs);
   return {
     calls: s.length,
     p50_us: round(pct(s, 0.5) * 1000, 2),
     p99_us: round(pct(s, 0.99) * 1000, 2),
     p999_us: round(pct(s, 0.999) * 1000, 2),
-    mean_us: round((sum / s.length) * 1000, 2),
+    mean_us: round(mean(s) * 1000, 2),
     max_us: round(s[s.length - 1]! * 1000, 1),
   };
 }
@@ -287,12 +288,9 @@ async function caller(dir: string, pool: LogRecord[]) {
 
 async function rpc(dir: string) {
   await using home = await makeHome({ logging: { store: { enabled: false } } });
-  await home.addPlugin(join(import.meta.dirname!, "plugins", "bench"));
+  await home.addPlugin(BENCH_PLUGIN_SOURCE);
   await using host = await home.startHost();
-  const state = host.plugins().find((p) => p.name === "bench");
-  if (state?.state !== "ready") {
-    throw new Error(`the bench plugin is ${state?.state}: ${state?.error}`);
-  }
+  readyPlugin(host, BENCH_PLUGIN);
   await using store = await tempStore(dir, "rpc.db");
   const sink = getLogStoreSink(store, {});
   await configure({
@@ -306,7 +304,7 @@ async function rpc(dir: string) {
   });
   const logStore = getLogger(["bench", "store"]);
   const logNoop = getLogger(["bench", "noop"]);
-  const params = { text: "x".repeat(89) }; // 100 bytes of JSON
+  const params = paramsOf(100);
   type Mode = "none" | "store" | "noop";
   const once = async (mode: Mode, i: number) => {
     await host.call("bench", "echo", params);
@@ -334,14 +332,8 @@ async function rpc(dir: string) {
   const written = sink.stats.written;
   await sink[Symbol.asyncDispose]();
   const stat = (xs: number[]) => {
-    const s = Float64Array.from(xs).sort();
-    let sum = 0;
-    for (const x of s) sum += x;
-    return {
-      calls: s.length,
-      p50_us: round(pct(s, 0.5) * 1000),
-      mean_us: round((sum / s.length) * 1000),
-    };
+    const s = sortedCopy(xs);
+    return { calls: s.length, p50_us: round(pct(s, 0.5) * 1000), mean_us: round(mean(s) * 1000) };
   };
   const none = stat(samples.none);
   const store_ = stat(samples.store);
@@ -359,29 +351,19 @@ async function rpc(dir: string) {
   };
 }
 
-async function machine() {
-  let cpu: string | undefined;
-  try {
-    cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/^model name\s*:\s*(.*)$/m)?.[1];
-  } catch { /* not Linux */ }
+/** {@linkcode machine}, with the load averages as `/proc/loadavg` writes them. */
+async function machineInfo() {
+  const info = await machine();
   let load: string | undefined;
   try {
     load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
   } catch { /* not Linux */ }
-  return {
-    date: new Date().toISOString(),
-    deno: Deno.version.deno,
-    v8: Deno.version.v8,
-    os: `${Deno.build.os}-${Deno.build.arch}`,
-    nproc: navigator.hardwareConcurrency,
-    cpu: cpu ?? null,
-    loadavg_at_start: load ?? null,
-  };
+  return { ...info, loadavg_at_start: load ?? null };
 }
 
 async function main() {
   const started = performance.now();
-  const info = await machine();
+  const info = await machineInfo();
   const dir = await Deno.makeTempDir({ prefix: "plugsconc-logs-bench-" });
   try {
     const pool = await recordPool();

@@ -19,11 +19,10 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { PluginHost } from "../../src/host/mod.ts";
 import { makeHome } from "../../tests/_helpers.ts";
+import { BENCH_PLUGIN_SOURCE, paramsOf, pct, progressLog, round, sortedCopy } from "./_common.ts";
 
-const PLUGIN_SOURCE = join(import.meta.dirname!, "plugins", "bench");
 const WARMUP = 2_000;
 const CALLS = 10_000;
 const BLOCKS = 10;
@@ -31,15 +30,11 @@ const IN_FLIGHT = 64;
 const THROUGHPUT_MS = 3_000;
 const TARGET_ADDED_P50_US = 10;
 
-const params = { text: "x".repeat(89) }; // 100 bytes of JSON
-const round = (x: number, d = 1) => Number(x.toFixed(d));
-
-function pct(sorted: Float64Array, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
+const params = paramsOf(100);
+const progress = progressLog("pipeline");
 
 function stats(samples: Float64Array) {
-  const s = samples.slice().sort();
+  const s = sortedCopy(samples);
   return { p50_us: round(pct(s, 0.5) * 1000), p99_us: round(pct(s, 0.99) * 1000) };
 }
 
@@ -50,7 +45,7 @@ async function hostWith(defaults: Record<string, unknown>) {
     worker_pool: { enabled: false },
     defaults,
   });
-  await home.addPlugin(PLUGIN_SOURCE);
+  await home.addPlugin(BENCH_PLUGIN_SOURCE);
   const host = await home.startHost();
   return { home, host };
 }
@@ -109,7 +104,7 @@ const off = await hostWith({
   retry: { max_attempts: 1 },
 });
 try {
-  console.error("[pipeline bench] sequential calls");
+  progress("sequential calls");
   const a = paths(on.host);
   const b = paths(off.host);
   const seq = await sequential({
@@ -118,7 +113,7 @@ try {
     policies_off: b.pipeline,
     raw_off: b.raw,
   });
-  console.error("[pipeline bench] throughput");
+  progress("throughput");
   const tput = {
     policies_on_calls_per_s: await throughput(a.pipeline),
     policies_off_calls_per_s: await throughput(b.pipeline),
@@ -126,7 +121,7 @@ try {
   };
 
   // An open breaker: a third host whose plugin fails every call.
-  console.error("[pipeline bench] open breaker");
+  progress("open breaker");
   const broken = await hostWith({
     retry: { max_attempts: 1 },
     circuit_breaker: { failure_threshold: 1, recovery_ms: 600_000 },

@@ -24,6 +24,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { HASH_JOB_URL, hashFile } from "../../src/integrity/mod.ts";
 import { type JobResult, WorkerPool } from "../../src/pool/mod.ts";
+import { median, roundHalfUp } from "./_common.ts";
 
 const JOBS = new URL("../../src/pool/_test_jobs.ts", import.meta.url);
 const TRIVIAL_JOBS = 100_000;
@@ -35,17 +36,10 @@ const FILE_BYTES = 1024 * 1024;
 const HASH_RUNS = 5;
 const TARGET_JOBS_PER_S = 20_000;
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 function percentile(values: number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
 }
-
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 /** Runs `total` echo jobs keeping `window` in flight; returns the elapsed ms. */
 function windowed(pool: WorkerPool, total: number, window: number): Promise<number> {
@@ -85,7 +79,7 @@ async function trivial() {
     jobs_per_s: Math.round(jobsPerS),
     jobs_per_s_min: Math.round(Math.min(...rates)),
     jobs_per_s_max: Math.round(Math.max(...rates)),
-    overhead_us: round(1e6 / jobsPerS, 2),
+    overhead_us: roundHalfUp(1e6 / jobsPerS, 2),
     target_jobs_per_s: TARGET_JOBS_PER_S,
     meets_target: jobsPerS >= TARGET_JOBS_PER_S,
     failed: m.failed,
@@ -103,8 +97,8 @@ async function sequential() {
   }
   return {
     jobs: SEQUENTIAL_JOBS,
-    round_trip_us_p50: round(percentile(us, 0.5)),
-    round_trip_us_p99: round(percentile(us, 0.99)),
+    round_trip_us_p50: roundHalfUp(percentile(us, 0.5)),
+    round_trip_us_p99: roundHalfUp(percentile(us, 0.99)),
   };
 }
 
@@ -141,8 +135,8 @@ async function cpuScaling() {
   return {
     workers_1_ms: Math.round(one.ms),
     workers_2_ms: Math.round(two.ms),
-    speedup: round(one.ms / two.ms, 2),
-    workers_2_cores_used: round(two.cores, 2),
+    speedup: roundHalfUp(one.ms / two.ms, 2),
+    workers_2_cores_used: roundHalfUp(two.cores, 2),
   };
 }
 
@@ -200,13 +194,13 @@ async function hashing() {
       file_bytes: FILE_BYTES,
       workers_1_ms: Math.round(ms1),
       workers_2_ms: Math.round(ms2),
-      speedup: round(ms1 / ms2, 2),
+      speedup: roundHalfUp(ms1 / ms2, 2),
       workers_1_mib_per_s: Math.round(mib / ms1 * 1000),
       workers_2_mib_per_s: Math.round(mib / ms2 * 1000),
       runs_workers_1_ms: one.map((t) => Math.round(t.ms)),
       runs_workers_2_ms: two.map((t) => Math.round(t.ms)),
-      workers_1_cores_used: round(median(one.map((t) => t.cores)), 2),
-      workers_2_cores_used: round(median(two.map((t) => t.cores)), 2),
+      workers_1_cores_used: roundHalfUp(median(one.map((t) => t.cores)), 2),
+      workers_2_cores_used: roundHalfUp(median(two.map((t) => t.cores)), 2),
       main_thread_sequential_ms: Math.round(median(inline)),
     };
   } finally {
@@ -224,6 +218,6 @@ const result = {
   hashing: await hashing(),
   cpu_scaling: await cpuScaling(),
   /** 1-minute load average before and after: above ~1, other processes took CPU from us. */
-  load_average: [round(loadBefore!, 2), round(Deno.loadavg()[0]!, 2)],
+  load_average: [roundHalfUp(loadBefore!, 2), roundHalfUp(Deno.loadavg()[0]!, 2)],
 };
 console.log(JSON.stringify(result, null, 2));

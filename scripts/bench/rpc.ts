@@ -33,9 +33,20 @@ import {
   type PluginProcessOptions,
 } from "../../src/runtime/mod.ts";
 import { makeHome } from "../../tests/_helpers.ts";
+import {
+  BENCH_PLUGIN as PLUGIN,
+  BENCH_PLUGIN_SOURCE,
+  latencyUs,
+  loadavg,
+  machine,
+  measureCpu,
+  paramsOf,
+  pct,
+  progressLog,
+  readyPlugin,
+  round,
+} from "./_common.ts";
 
-const PLUGIN = "bench";
-const PLUGIN_SOURCE = join(import.meta.dirname!, "plugins", PLUGIN);
 const COLD_RUNS = 20;
 const BREAKDOWN_RUNS = 10;
 const SEQ_WARMUP = 1_000;
@@ -51,24 +62,7 @@ const TARGETS = {
   throughput_100b_calls_per_s_min: 100_000,
 };
 
-function progress(message: string): void {
-  console.error(`[rpc bench] ${message}`);
-}
-
-/** `{"text":"xxx…"}` whose JSON is exactly `bytes` long. */
-function paramsOf(bytes: number): { text: string } {
-  const empty = JSON.stringify({ text: "" }).length;
-  const params = { text: "x".repeat(bytes - empty) };
-  if (JSON.stringify(params).length !== bytes) throw new Error("params size mismatch");
-  return params;
-}
-
-const round = (x: number, digits = 1) => Number(x.toFixed(digits));
-
-/** Nearest-rank percentile of sorted values. */
-function pct(sorted: ArrayLike<number>, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
+const progress = progressLog("rpc");
 
 function msStats(samples: number[]) {
   const s = [...samples].sort((a, b) => a - b);
@@ -81,53 +75,10 @@ function msStats(samples: number[]) {
 }
 
 function usStats(samplesMs: Float64Array) {
-  const s = samplesMs.slice().sort();
-  let sum = 0;
-  for (const x of s) sum += x;
-  return {
-    calls: s.length,
-    p50_us: round(pct(s, 0.5) * 1000),
-    p90_us: round(pct(s, 0.9) * 1000),
-    p99_us: round(pct(s, 0.99) * 1000),
-    mean_us: round((sum / s.length) * 1000),
-    max_us: round(s[s.length - 1]! * 1000),
-  };
+  return { calls: samplesMs.length, ...latencyUs(samplesMs) };
 }
 
 // ---- CPU accounting (Linux /proc; null elsewhere) -------------------------------------------
-
-/** CPU time (ns) of every thread of `pid`. */
-function cpuNs(pid: number): number | undefined {
-  try {
-    let sum = 0;
-    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
-      try {
-        sum += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
-      } catch { /* the thread ended */ }
-    }
-    return sum;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * CPU time (ns) of every process on the machine except `exclude`. Summed from each thread's
- * schedstat: `/proc/stat` is tick-sampled and badly over-counts a ping-pong workload.
- */
-function othersCpuNs(exclude: ReadonlySet<number>): number | undefined {
-  try {
-    let sum = 0;
-    for (const e of Deno.readDirSync("/proc")) {
-      const pid = Number(e.name);
-      if (!Number.isInteger(pid) || exclude.has(pid)) continue;
-      sum += cpuNs(pid) ?? 0;
-    }
-    return sum;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Accumulates CPU use over one or more measured intervals of a call path. */
 class CpuMeter {
@@ -142,27 +93,18 @@ class CpuMeter {
 
   /** Measures `fn`, which makes `calls` calls. */
   async measure<T>(calls: number, fn: () => Promise<T>): Promise<T> {
-    const exclude = new Set([Deno.pid, ...(this.pluginPid ? [this.pluginPid] : [])]);
-    const h0 = cpuNs(Deno.pid);
-    const p0 = this.pluginPid ? cpuNs(this.pluginPid) : 0;
-    const o0 = othersCpuNs(exclude);
-    const t0 = performance.now();
-    const result = await fn();
-    const wall = (performance.now() - t0) * 1e6;
-    const h1 = cpuNs(Deno.pid);
-    const p1 = this.pluginPid ? cpuNs(this.pluginPid) : 0;
-    const o1 = othersCpuNs(exclude);
-    if (
-      h0 === undefined || h1 === undefined || p0 === undefined || p1 === undefined ||
-      o0 === undefined || o1 === undefined
-    ) {
+    const pids = [Deno.pid, ...(this.pluginPid ? [this.pluginPid] : [])];
+    const { result, ns, othersNs, wallNs } = await measureCpu(pids, fn);
+    const host = ns[0];
+    const plugin = this.pluginPid ? ns[1] : 0;
+    if (host === undefined || plugin === undefined || othersNs === undefined) {
       this.#ok = false;
     } else {
-      this.#host += h1 - h0;
-      this.#plugin += p1 - p0;
-      this.#others += Math.max(0, o1 - o0);
+      this.#host += host;
+      this.#plugin += plugin;
+      this.#others += othersNs;
     }
-    this.#wallNs += wall;
+    this.#wallNs += wallNs;
     this.#calls += calls;
     return result;
   }
@@ -179,17 +121,27 @@ class CpuMeter {
 
 // ---- cold start ---------------------------------------------------------------------------
 
-/** Spawn -> exit of `bin args`. */
-async function spawnToExit(bin: string, args: string[], env?: Record<string, string>) {
-  const t0 = performance.now();
-  const child = new Deno.Command(bin, {
+/** Spawns `bin args` with no stdin or stderr (and a clean `env` if given). */
+function spawnQuiet(
+  bin: string,
+  args: string[],
+  env: Record<string, string> | undefined,
+  stdout: "null" | "piped",
+): Deno.ChildProcess {
+  return new Deno.Command(bin, {
     args,
     env,
     clearEnv: env !== undefined,
     stdin: "null",
-    stdout: "null",
+    stdout,
     stderr: "null",
   }).spawn();
+}
+
+/** Spawn -> exit of `bin args`. */
+async function spawnToExit(bin: string, args: string[], env?: Record<string, string>) {
+  const t0 = performance.now();
+  const child = spawnQuiet(bin, args, env, "null");
   const status = await child.status;
   const ms = performance.now() - t0;
   if (!status.success) throw new Error(`${bin} ${args.join(" ")} exited with ${status.code}`);
@@ -199,14 +151,7 @@ async function spawnToExit(bin: string, args: string[], env?: Record<string, str
 /** Spawn -> first complete stdout line of `bin args`. */
 async function spawnToFirstLine(bin: string, args: string[], env?: Record<string, string>) {
   const t0 = performance.now();
-  const child = new Deno.Command(bin, {
-    args,
-    env,
-    clearEnv: env !== undefined,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const child = spawnQuiet(bin, args, env, "piped");
   const reader = child.stdout.getReader();
   let ms = -1;
   for (;;) {
@@ -442,34 +387,15 @@ for (;;) {
   return scripts;
 }
 
-async function machine() {
-  let cpu: string | undefined;
-  try {
-    cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/^model name\s*:\s*(.*)$/m)?.[1];
-  } catch { /* not Linux */ }
-  return {
-    date: new Date().toISOString(),
-    deno: Deno.version.deno,
-    v8: Deno.version.v8,
-    os: `${Deno.build.os}-${Deno.build.arch}`,
-    nproc: navigator.hardwareConcurrency,
-    cpu: cpu ?? null,
-    loadavg_at_start: Deno.loadavg().map((x) => round(x, 2)),
-  };
-}
-
 async function main() {
   const started = performance.now();
-  const machineInfo = await machine();
+  const machineInfo = { ...(await machine()), loadavg_at_start: loadavg() };
   await using home = await makeHome();
-  await home.addPlugin(PLUGIN_SOURCE);
+  await home.addPlugin(BENCH_PLUGIN_SOURCE);
   const scripts = await writeScripts(join(home.dir, "raw"));
   progress("starting the host");
   await using host = await home.startHost();
-  const state = host.plugins().find((p) => p.name === PLUGIN);
-  if (state?.state !== "ready") {
-    throw new Error(`the bench plugin is ${state?.state}: ${state?.error}`);
-  }
+  readyPlugin(host, PLUGIN);
   const proc = host.supervisor(PLUGIN)!.process!;
 
   const cold = await coldStart(host, scripts);

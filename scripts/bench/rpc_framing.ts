@@ -13,6 +13,7 @@
  * @module
  */
 import { createMemoryPair, NdjsonDecoder } from "../../src/rpc/mod.ts";
+import { median, roundHalfUp } from "./_common.ts";
 
 const CHUNK = 64 * 1024;
 const TARGET_BYTES = 48 * 1024 * 1024;
@@ -108,8 +109,8 @@ async function measureDecode(
   const ms = median(times);
   return {
     linesPerSec: Math.round(corpus.lines / (ms / 1000)),
-    mbPerSec: round(corpus.bytes / (1024 * 1024) / (ms / 1000)),
-    msPerRun: round(ms),
+    mbPerSec: roundHalfUp(corpus.bytes / (1024 * 1024) / (ms / 1000), 2),
+    msPerRun: roundHalfUp(ms, 2),
   };
 }
 
@@ -127,17 +128,8 @@ async function measureRoundTrip(concurrency: number, total: number) {
     concurrency,
     requests: total,
     opsPerSec: Math.round(total / (ms / 1000)),
-    usPerOp: round((ms * 1000) / total),
+    usPerOp: roundHalfUp((ms * 1000) / total, 2),
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
 }
 
 const decode: Record<string, unknown> = {};
@@ -148,10 +140,10 @@ for (const [name, lineBytes] of [["100B", 100], ["64KiB", 64 * 1024 + 1]] as con
   decode[name] = {
     lineBytes,
     lines: corpus.lines,
-    mb: round(corpus.bytes / (1024 * 1024)),
+    mb: roundHalfUp(corpus.bytes / (1024 * 1024), 2),
     ndjsonDecoder,
     textDecoderStreamSplit: textDecoderStream,
-    speedup: round(ndjsonDecoder.linesPerSec / textDecoderStream.linesPerSec),
+    speedup: roundHalfUp(ndjsonDecoder.linesPerSec / textDecoderStream.linesPerSec, 2),
   };
 }
 

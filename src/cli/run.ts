@@ -18,13 +18,18 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
       // Installed before anything starts and removed last, after the log store's final flush:
       // a second Ctrl-C meanwhile must not kill the host with records still queued.
-      using stop = listenForStop(
-        ctx.io.signal,
-        () =>
+      using stop = listenForStop(ctx.io.signal, (repeats) => {
+        if (repeats < 3) {
           getLogger(["plugsconc", "run"]).warning(
-            "already stopping; waiting for the plugins to stop",
-          ),
-      );
+            "already stopping; waiting for the plugins to stop (Ctrl-C {left} more times to quit now)",
+            { left: 3 - repeats },
+          );
+          return;
+        }
+        // The user insists: quit now. Plugins still die with the host (pdeathsig, stdin EOF).
+        ctx.io.err("plugsconc: stopping cut short by repeated Ctrl-C\n");
+        Deno.exit(130);
+      });
       await using logging = await setupHostLogging(loaded.config);
       const log = getLogger(["plugsconc", "run"]);
       const c = loaded.config;
@@ -89,21 +94,20 @@ export function registerRun(program: Command, ctx: CliContext): void {
 
 /**
  * Listens for SIGINT/SIGTERM (or `signal` aborting) until disposed: `requested` resolves on
- * the first. Later signals, until the host has stopped, are only noted: without a listener a
- * second Ctrl-C (a terminal and `deno task` both deliver one) would kill the host in the
- * middle of stopping its plugins.
+ * the first; later ones go to `onRepeat` with their count (1 for the second). Without a
+ * listener a second Ctrl-C (a terminal and `deno task` both deliver one) would kill the host
+ * in the middle of stopping its plugins.
  */
 export function listenForStop(
   signal?: AbortSignal,
-  onRepeat: () => void = () => {},
+  onRepeat: (repeats: number) => void = () => {},
 ): { readonly requested: Promise<void> } & Disposable {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   let resolve!: () => void;
   const requested = new Promise<void>((r) => (resolve = r));
-  let seen = false;
+  let seen = 0;
   const on = () => {
-    if (seen) return onRepeat();
-    seen = true;
+    if (seen++ > 0) return onRepeat(seen - 1);
     resolve();
   };
   for (const s of signals) Deno.addSignalListener(s, on);

@@ -178,3 +178,13 @@ Deno.test("a timeout beyond what a timer can hold (2^31-1 ms) is refused at load
       e instanceof ConfigError && /big\.yaml:2:15: defaults\.timeout_ms: too large/.test(e.message),
   );
 });
+
+Deno.test("a failure_ratio of 1 is refused: the breaker needs a share below 1", () => {
+  assert.throws(
+    () =>
+      parseConfig("defaults:\n  circuit_breaker: { mode: ratio, failure_ratio: 1 }\n", "r.yaml"),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      /defaults\.circuit_breaker\.failure_ratio: too large/.test(e.message),
+  );
+});

@@ -129,7 +129,8 @@ const CircuitBreakerSchema = z.strictObject({
   enabled: z.boolean().default(true),
   mode: z.enum(["consecutive", "ratio"]).default("consecutive"),
   failure_threshold: positiveInt.default(5),
-  failure_ratio: z.number().gt(0).max(1).default(0.5),
+  /** Share of failed calls in the window that opens the breaker: above 0, below 1. */
+  failure_ratio: z.number().gt(0).lt(1).default(0.5),
   window_ms: positiveInt.default(10_000),
   min_requests: positiveInt.default(10),
   recovery_ms: positiveInt.default(10_000),

@@ -122,6 +122,8 @@ export interface HostHealth {
 
 interface Running {
   readonly compiled: CompiledSandbox;
+  /** What callers may call: the methods announced at start, and the manifest's. */
+  readonly methods: ReadonlySet<string>;
   readonly supervisors: readonly PluginSupervisor[];
   readonly instances: InstanceSet;
   readonly pipeline: CallPipeline;
@@ -571,20 +573,33 @@ export class PluginHost implements AsyncDisposable {
       await Promise.allSettled(supervisors.map((s) => s.stop()));
       throw failed.reason;
     }
-    const instances = new InstanceSet({
-      plugin: plugin.name,
-      supervisors,
-      policy,
-      onHealthFailure: () => this.#healthFailures.inc([plugin.name]),
-    });
+    let instances: InstanceSet | undefined;
+    let pipeline: CallPipeline;
+    try {
+      instances = new InstanceSet({
+        plugin: plugin.name,
+        supervisors,
+        policy,
+        onHealthFailure: () => this.#healthFailures.inc([plugin.name]),
+      });
+      pipeline = new CallPipeline({ policy, instances, metrics: this.metrics });
+    } catch (e) {
+      // Nothing may be left running for a plugin that is not kept.
+      await instances?.close();
+      await Promise.allSettled(supervisors.map((s) => s.stop()));
+      throw e;
+    }
     instances.startHealthChecks();
-    const pipeline = new CallPipeline({ policy, instances, metrics: this.metrics });
     log.info("plugin {plugin} {version} ready (pid {pid})", {
       plugin: plugin.name,
       version: plugin.manifest.plugin.version,
       pid: supervisors.map((s) => s.process?.pid).join(", "),
     });
-    return { compiled, supervisors, instances, pipeline };
+    const methods = new Set([
+      ...supervisors.flatMap((s) => s.process?.ready.methods ?? []),
+      ...Object.keys(plugin.manifest.methods),
+    ]);
+    return { compiled, methods, supervisors, instances, pipeline };
   }
 
   /**
@@ -630,11 +645,7 @@ export class PluginHost implements AsyncDisposable {
     }
     if (method.startsWith("$/") || method.startsWith("host/")) {
       // The protocol's own methods ($/health, $/shutdown, ...) are the host's, not callers'.
-      throw new PluginNotFoundError(
-        name,
-        method,
-        entry.supervisors?.[0]?.process?.ready.methods ?? [],
-      );
+      throw new PluginNotFoundError(name, method, [...(entry.methods ?? [])].sort());
     }
     const pipeline = entry.pipeline;
     if (pipeline === undefined || entry.error) {
@@ -648,9 +659,10 @@ export class PluginHost implements AsyncDisposable {
         },
       );
     }
-    const methods = entry.supervisors?.[0]?.process?.ready.methods;
-    if (methods && methods.length > 0 && !methods.includes(method)) {
-      throw new PluginNotFoundError(name, method, methods);
+    // Checked here, not by the plugin: an unknown name never reaches the pipeline (and its
+    // metrics, whose series per method would otherwise grow with every name a client tries).
+    if (entry.methods !== undefined && !entry.methods.has(method)) {
+      throw new PluginNotFoundError(name, method, [...entry.methods].sort());
     }
     return await pipeline.call(method, params, {
       signal: options.signal,

@@ -559,6 +559,9 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
       pump(true);
     });
     const ok = await race(drained, disposeTimeoutMs);
+    // A batch refused during the drain: report it now (to the console; the store is closing)
+    // rather than leave a timer behind.
+    reportLost();
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     closedWorker = true;

@@ -1,7 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import {
   BrokenCircuitError,
-  BulkheadRejectedError,
   circuitBreaker,
   type CircuitBreakerPolicy,
   CircuitState,
@@ -15,6 +14,7 @@ import {
 import type { MetricsRegistry } from "../metrics/mod.ts";
 import {
   PluginCallCancelledError,
+  PluginCallError,
   PluginError,
   PluginNotFoundError,
   PluginTimeoutError,
@@ -61,14 +61,15 @@ interface MethodMetrics {
 /**
  * The resilient call path of one plugin (DESIGN §6), in this order: rate limit (token bucket)
  * -> circuit breaker (cockatiel; consecutive or failure-ratio mode, half-open probes, success
- * threshold) -> retry (idempotent methods only; exponential backoff with half jitter
- * from cockatiel; never past the call's deadline) -> deadline (`AbortSignal.timeout`, which
- * reaches the plugin as `$/cancel`) -> bulkhead (cockatiel, per instance) -> instance choice.
+ * threshold) -> retry (idempotent methods only; exponential backoff with half jitter from
+ * cockatiel; never past the call's deadline) -> deadline (enforced by the RPC peer, which sends
+ * `$/cancel`) -> bulkhead (per instance) -> instance choice.
  *
- * The retry loop is ours, not cockatiel's `RetryPolicy`: that one sleeps its full backoff even
- * when the caller's signal aborts and cannot see a per-call deadline, so a retry could end
- * after the caller gave up. The deadline is an `AbortSignal`, not cockatiel's `TimeoutPolicy`,
- * because it differs per call (the caller's `timeoutMs`, less the time already spent).
+ * Three pieces are ours rather than cockatiel's: the retry loop (its `RetryPolicy` sleeps its
+ * full backoff even when the caller's signal aborts and cannot see a per-call deadline), the
+ * deadline (its `TimeoutPolicy` has one duration per policy; ours differs per call), and the
+ * bulkhead (its `BulkheadPolicy` keeps calls that timed out while queued in its queue, so they
+ * crowd out live ones).
  */
 export class CallPipeline {
   readonly plugin: string;
@@ -126,17 +127,22 @@ export class CallPipeline {
     ).labels(...p);
     const cb = policy.circuit_breaker;
     if (cb.enabled) {
-      const breaker = circuitBreaker(handleWhen(countsAsFailure), {
-        halfOpenAfter: cb.recovery_ms,
-        breaker: cb.mode === "consecutive"
-          ? new ConsecutiveBreaker(cb.failure_threshold)
-          : new SamplingBreaker({
-            threshold: cb.failure_ratio,
-            duration: cb.window_ms,
-            minimumRps: cb.min_requests / (cb.window_ms / 1000),
-          }),
-        halfOpenSampling: { calls: cb.success_threshold, threshold: 0 },
-      });
+      // In half-open, whatever ends a probe without a verdict (the caller cancelled, ...) keeps
+      // the breaker open: cockatiel would count it as a success and close it.
+      const breaker = circuitBreaker(
+        handleWhen((e) => breaker.state === CircuitState.HalfOpen || countsAsFailure(e)),
+        {
+          halfOpenAfter: cb.recovery_ms,
+          breaker: cb.mode === "consecutive"
+            ? new ConsecutiveBreaker(cb.failure_threshold)
+            : new SamplingBreaker({
+              threshold: cb.failure_ratio,
+              duration: cb.window_ms,
+              minimumRps: cb.min_requests / (cb.window_ms / 1000),
+            }),
+          halfOpenSampling: { calls: cb.success_threshold, threshold: 0 },
+        },
+      );
       breaker.onBreak((reason) => {
         this.#openedAt = performance.now();
         this.#trips.inc();
@@ -236,7 +242,14 @@ export class CallPipeline {
         result = await run();
       } else {
         try {
-          result = await this.#breaker.execute(run);
+          // While half-open, callers beyond the probes wait for the probes' verdict; they
+          // must not wait past their own deadline or signal.
+          result = this.#breaker.state === CircuitState.HalfOpen
+            ? await this.#mapErrors(
+              abortable(this.#breaker.execute(run), deadlineSignal(options.signal, timeoutMs)),
+              call,
+            )
+            : await this.#breaker.execute(run);
         } catch (e) {
           if (e instanceof BrokenCircuitError) {
             throw new CircuitOpenError(
@@ -302,70 +315,81 @@ export class CallPipeline {
 
   /**
    * One attempt on one instance. The fast path makes no timer or signal of its own: the RPC
-   * peer enforces the remaining time (and sends `$/cancel`); only a call that must queue in a
-   * bulkhead gets a deadline signal, so that it stops waiting in time.
+   * peer enforces the remaining time (and sends `$/cancel`); only a call that must wait (for a
+   * bulkhead slot, or for its only instance to restart) gets a deadline signal.
    */
   async #attempt(call: Attempt): Promise<unknown> {
-    const { method, params, signal, timeoutMs } = call;
-    const left = Math.round(call.deadlineAt - performance.now());
-    if (left < 1) throw new PluginTimeoutError(this.plugin, method, timeoutMs);
-    const inst = this.instances.pick(call.last);
+    const { method, params, signal } = call;
+    let left = Math.round(call.deadlineAt - performance.now());
+    if (left < 1) throw this.#timeout(call);
+    let inst = this.instances.pick(call.last);
     if (inst === undefined) {
-      // None running: with one instance, wait for its restart (bounded by the deadline); its
-      // supervisor says why when it is failed or stopped.
       const all = this.instances.instances;
-      if (all.length === 1) {
-        return await this.#mapErrors(
-          all[0]!.supervisor.call(method, params, { signal, timeoutMs: left }),
-          call,
+      if (all.length !== 1) {
+        const e = new PluginUnavailableError(
+          this.plugin,
+          "unavailable",
+          `none of its ${all.length} instances is running and healthy; ` +
+            "see plugsconc logs, or plugins list for their state",
+          { method },
         );
+        notSent.add(e);
+        throw e;
       }
-      const e = new PluginUnavailableError(
-        this.plugin,
-        "unavailable",
-        `none of its ${all.length} instances is running and healthy; ` +
-          "see plugsconc logs, or plugins list for their state",
-        { method },
-      );
-      notSent.add(e);
-      throw e;
+      // The only instance: wait for its restart, within the deadline (its supervisor says why
+      // when it is failed or stopped). One that reports unhealthy still gets the call: there
+      // is nowhere else to send it.
+      inst = all[0]!;
+      await this.#mapErrors(inst.supervisor.whenReady(deadlineSignal(signal, left)), call);
+      left = Math.round(call.deadlineAt - performance.now());
+      if (left < 1) throw this.#timeout(call);
     }
     call.last = inst;
+    const bulkhead = inst.bulkhead;
     inst.inFlight++;
+    let acquired = bulkhead.tryAcquire();
     try {
-      const proc = inst.supervisor.process!;
-      if (inst.bulkhead.executionSlots > 0) {
-        return await this.#mapErrors(
-          inst.bulkhead.execute(() => proc.call(method, params, { signal, timeoutMs: left })),
+      if (!acquired) {
+        // Queued: the wait counts against the deadline, and an abort leaves the queue.
+        acquired = await this.#mapErrors(
+          bulkhead.acquire(deadlineSignal(signal, left)),
           call,
-        );
+        ) as boolean;
+        if (!acquired) {
+          const full = new BulkheadFullError(
+            this.plugin,
+            method,
+            bulkhead.maxInFlight,
+            bulkhead.queue,
+          );
+          // Refused before the plugin saw it: another instance may take it. With one instance a
+          // retry would only add load to what is shedding it.
+          if (this.instances.instances.length > 1) notSent.add(full);
+          throw full;
+        }
+        left = Math.round(call.deadlineAt - performance.now());
+        if (left < 1) throw this.#timeout(call);
       }
-      // Queued: the wait counts against the deadline.
-      const deadline = AbortSignal.timeout(left);
-      const wait = signal ? AbortSignal.any([signal, deadline]) : deadline;
-      const run = inst.bulkhead.execute(() => {
-        const rest = Math.round(call.deadlineAt - performance.now());
-        if (rest < 1) throw new PluginTimeoutError(this.plugin, method, timeoutMs);
-        return proc.call(method, params, { signal, timeoutMs: rest });
-      }, wait);
-      return await this.#mapErrors(abortable(run, wait), call);
-    } catch (e) {
-      if (e instanceof BulkheadRejectedError) {
-        const full = new BulkheadFullError(
-          this.plugin,
+      const proc = inst.supervisor.process;
+      if (proc === undefined || inst.supervisor.state !== "ready") {
+        const e = new PluginUnavailableError(this.plugin, inst.supervisor.state, "it stopped", {
           method,
-          this.policy.bulkhead.max_in_flight,
-          this.policy.bulkhead.queue,
-        );
-        // Refused before the plugin saw it: another instance may take it. With one instance a
-        // retry would only add load to what is shedding it.
-        if (this.instances.instances.length > 1) notSent.add(full);
-        throw full;
+        });
+        notSent.add(e);
+        throw e;
       }
-      throw e;
+      return await this.#mapErrors(proc.call(method, params, { signal, timeoutMs: left }), call);
     } finally {
+      if (acquired) bulkhead.release();
       inst.inFlight--;
     }
+  }
+
+  /** The call's timeout; one whose deadline the caller shortened is not the plugin's fault. */
+  #timeout(call: Attempt, cause?: unknown): PluginTimeoutError {
+    const e = new PluginTimeoutError(this.plugin, call.method, call.timeoutMs, { cause });
+    if (call.timeoutMs < timeoutOf(this.policy, call.method)) callerDeadline.add(e);
+    return e;
   }
 
   /**
@@ -376,13 +400,9 @@ export class CallPipeline {
     try {
       return await p;
     } catch (e) {
-      if (e instanceof PluginTimeoutError) {
-        throw new PluginTimeoutError(this.plugin, call.method, call.timeoutMs, { cause: e });
-      }
-      if (e instanceof PluginError || e instanceof BulkheadRejectedError) throw e;
-      if (performance.now() >= call.deadlineAt - 1) {
-        throw new PluginTimeoutError(this.plugin, call.method, call.timeoutMs, { cause: e });
-      }
+      if (e instanceof PluginTimeoutError) throw this.#timeout(call, e);
+      if (e instanceof PluginError) throw e;
+      if (performance.now() >= call.deadlineAt - 1) throw this.#timeout(call, e);
       if (call.signal?.aborted) {
         throw new PluginCallCancelledError(this.plugin, call.method, { cause: e });
       }
@@ -405,11 +425,26 @@ interface Attempt {
 
 const NEVER = new AbortController().signal;
 
-/** Which failures count toward opening the breaker: the plugin's, not the caller's or ours. */
+/** Timeouts of calls whose caller gave less than the policy's deadline. */
+const callerDeadline = new WeakSet<object>();
+
+/**
+ * JSON-RPC "invalid request" or "invalid params" (params that are not an object or array, or
+ * that the method refuses as such): the caller's mistake, the same on every attempt.
+ */
+function invalidParams(e: unknown): boolean {
+  return e instanceof PluginCallError && (e.remoteCode === -32600 || e.remoteCode === -32602);
+}
+
+/**
+ * Which failures count toward opening the breaker: the plugin's (errors, timeouts, crashes),
+ * not the caller's (cancelled, unknown method, invalid params, a deadline shorter than the
+ * policy's) nor a full bulkhead.
+ */
 function countsAsFailure(e: unknown): boolean {
-  if (e instanceof PluginCallCancelledError) return false;
-  if (e instanceof PluginNotFoundError) return false;
-  if (e instanceof BulkheadFullError) return false;
+  if (e instanceof PluginCallCancelledError || e instanceof PluginNotFoundError) return false;
+  if (e instanceof BulkheadFullError || invalidParams(e)) return false;
+  if (e instanceof PluginTimeoutError && callerDeadline.has(e)) return false;
   return true;
 }
 
@@ -419,7 +454,14 @@ function retryable(e: unknown, idempotent: boolean): boolean {
   if (!idempotent) return false;
   if (e instanceof PluginCallCancelledError || e instanceof PluginNotFoundError) return false;
   if (e instanceof PluginTimeoutError) return false; // the deadline is spent
+  if (e instanceof BulkheadFullError || invalidParams(e)) return false;
   return e instanceof PluginError;
+}
+
+/** `signal` (if any) combined with a deadline `ms` from now. */
+function deadlineSignal(signal: AbortSignal | undefined, ms: number): AbortSignal {
+  const deadline = AbortSignal.timeout(Math.max(1, ms));
+  return signal ? AbortSignal.any([signal, deadline]) : deadline;
 }
 
 /** `p`, or a rejection as soon as `signal` aborts (a call queued in a bulkhead). */

@@ -1,6 +1,6 @@
 import { getLogger } from "@logtape/logtape";
-import { bulkhead, type BulkheadPolicy } from "cockatiel";
 import type { PluginSupervisor } from "../runtime/mod.ts";
+import { Bulkhead } from "./bulkhead.ts";
 import type { PluginPolicy } from "./policy.ts";
 
 /** Health of an instance or a plugin, as go-plugins reports it. */
@@ -11,8 +11,8 @@ export interface Instance {
   /** 0-based. */
   readonly index: number;
   readonly supervisor: PluginSupervisor;
-  /** Max in flight and queue of this instance (cockatiel). */
-  readonly bulkhead: BulkheadPolicy;
+  /** Max in flight and queue of this instance. */
+  readonly bulkhead: Bulkhead;
   /** Calls on it now (queued in its bulkhead included). */
   inFlight: number;
   /** Last health reported (`offline` while it is not running). */
@@ -70,7 +70,7 @@ export class InstanceSet implements AsyncDisposable {
       const inst: MutableInstance = {
         index,
         supervisor,
-        bulkhead: bulkhead(max_in_flight, queue),
+        bulkhead: new Bulkhead(max_in_flight, queue),
         inFlight: 0,
         reported: "healthy",
         healthMessage: undefined,

@@ -16,6 +16,7 @@ export {
   InstanceSet,
   type InstanceSetOptions,
 } from "./instance_set.ts";
+export { Bulkhead } from "./bulkhead.ts";
 export { BulkheadFullError, CircuitOpenError, RateLimitedError } from "./pipeline_errors.ts";
 export { effectivePolicy, explainPolicy, type PluginPolicy, timeoutOf } from "./policy.ts";
 export { TokenBucket } from "./token_bucket.ts";

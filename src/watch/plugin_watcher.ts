@@ -134,6 +134,7 @@ export class PluginWatcher implements AsyncDisposable {
   }
 
   #note(path: string, kind: string): void {
+    if (this.#closed) return; // a scan or read still running when close() was called
     const rel = relative(this.#o.root, path);
     if (rel === "" || rel.startsWith("..")) return;
     if (isIgnored(rel, this.#o.ignore)) return;
@@ -170,6 +171,7 @@ export class PluginWatcher implements AsyncDisposable {
   }
 
   #flush(folder: string): void {
+    if (this.#closed) return;
     const p = this.#pending.get(folder);
     if (p === undefined) return;
     const previous = this.#running.get(folder);
