@@ -125,10 +125,15 @@ Deno.test("`plugins list` shows valid plugins and an invalid one with file:line 
   const code = await runCli(["--config", home.configPath, "plugins", "list"], io);
   assert.equal(code, 0, io.stderr);
   const rows = io.stdout.split("\n");
-  assert.match(rows[0]!, /^NAME\s+VERSION\s+STATUS\s+FOLDER\s+DESCRIPTION \/ REASON$/);
+  assert.match(
+    rows[0]!,
+    /^NAME\s+VERSION\s+STATUS\s+STATE\s+HEALTH\s+FOLDER\s+DESCRIPTION \/ REASON$/,
+  );
+  // No host is running: state and health are unknown, and the table says why.
+  assert.match(io.stdout, /none answered/);
   for (const name of ["behave", "cat", "dog"]) {
     assert.ok(
-      rows.some((r) => new RegExp(`^${name}\\s+\\d+\\.\\d+\\.\\d+\\s+valid\\s`).test(r)),
+      rows.some((r) => new RegExp(`^${name}\\s+\\d+\\.\\d+\\.\\d+\\s+valid\\s+-\\s+-\\s`).test(r)),
       `${name} is not listed as valid:\n${io.stdout}`,
     );
   }
@@ -139,6 +144,41 @@ Deno.test("`plugins list` shows valid plugins and an invalid one with file:line 
   assert.match(broken, /plugin\.version/);
   assert.match(broken, /semantic version/);
 });
+
+Deno.test("`plugins list` shows the live state and health of a host that `run` serves", async () => {
+  const port = freePort();
+  await using home = await makeHome({ server: { enabled: true, listen: `127.0.0.1:${port}` } });
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await home.addPlugin(join(SAMPLE_PLUGINS, "dog"), {
+    manifest: (text) => text + "depends_on: [ghost]\n",
+  });
+  const controller = new AbortController();
+  const running = runCli(["--config", home.configPath, "run"], memoryIo(controller.signal));
+  try {
+    const io = memoryIo();
+    assert.ok(
+      await waitFor(async () => {
+        io.stdout = "";
+        await runCli(["--config", home.configPath, "plugins", "list"], io);
+        return !io.stdout.includes("none answered");
+      }, 30_000),
+      io.stdout,
+    );
+    assert.match(io.stdout, /^cat\s+\S+\s+valid\s+ready\s+healthy\s/m);
+    assert.match(io.stdout, /^dog\s+\S+\s+valid\s+failed\s+offline\s/m);
+  } finally {
+    controller.abort();
+    await within(running, 10_000);
+  }
+});
+
+/** A loopback port that was free a moment ago. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
 
 Deno.test("`plugins list --json` prints valid JSON with the valid and invalid plugins", async () => {
   await using home = await cliHome({ broken: true });

@@ -9,6 +9,7 @@ import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
 import { registerChecksumCommands } from "./plugins_checksum.ts";
+import { runningPlugins } from "./running_host.ts";
 import { formatTable } from "./table.ts";
 
 /** `plugins list` and `plugins inspect <name>`. */
@@ -17,7 +18,10 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
 
   plugins
     .command("list")
-    .description("list discovered plugins: valid ones, and invalid ones with the reason")
+    .description(
+      "list discovered plugins: valid ones, and invalid ones with the reason; with the state " +
+        "and health of each while `run` serves them (server.enabled)",
+    )
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
       const globals = ctx.globals();
@@ -27,6 +31,9 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
         hostVersion: VERSION,
       });
       const enabled = (name: string) => loaded.config.plugins[name]?.enabled !== false;
+      const live = await runningPlugins(loaded.config);
+      const state = (name: string) => live?.get(name)?.state ?? "-";
+      const health = (name: string) => live?.get(name)?.health ?? "-";
       if (opts.json) {
         ctx.io.out(
           JSON.stringify(
@@ -38,7 +45,10 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
                 dir: p.dir,
                 enabled: enabled(p.name),
                 methods: Object.keys(p.manifest.methods),
+                state: live?.get(p.name)?.state ?? null,
+                health: live?.get(p.name)?.health ?? null,
               })),
+              running: live !== undefined,
               invalid: invalid.map((i) => ({ dir: i.dir, error: i.error.toJSON() })),
             },
             null,
@@ -52,13 +62,23 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
           p.name,
           p.manifest.plugin.version,
           enabled(p.name) ? "valid" : "disabled",
+          state(p.name),
+          health(p.name),
           p.dir,
           p.manifest.about.description,
         ]),
-        ...invalid.map((i) => ["-", "-", "invalid", i.dir, i.error.message.split("\n").join(" ")]),
+        ...invalid.map((
+          i,
+        ) => ["-", "-", "invalid", "-", "-", i.dir, i.error.message.split("\n").join(" ")]),
       ];
       ctx.io.out(
-        formatTable(["NAME", "VERSION", "STATUS", "FOLDER", "DESCRIPTION / REASON"], rows),
+        formatTable(
+          ["NAME", "VERSION", "STATUS", "STATE", "HEALTH", "FOLDER", "DESCRIPTION / REASON"],
+          rows,
+        ) +
+          (live === undefined
+            ? "(STATE and HEALTH come from a running host's HTTP gateway: none answered)\n"
+            : ""),
       );
     });
 
