@@ -152,23 +152,34 @@ Deno.test("`plugins list` shows the live state and health of a host that `run` s
   await home.addPlugin(join(SAMPLE_PLUGINS, "dog"), {
     manifest: (text) => text + "depends_on: [ghost]\n",
   });
-  const controller = new AbortController();
-  const running = runCli(["--config", home.configPath, "run"], memoryIo(controller.signal));
+  // `run` in its own process, as a user would have it in another terminal.
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "main.ts"), "--config", home.configPath, "run"],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
   try {
+    while (!out.includes("Ctrl-C stops the host")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    assert.match(out, /HTTP gateway: http:\/\/127\.0\.0\.1:\d+/, out);
     const io = memoryIo();
-    assert.ok(
-      await waitFor(async () => {
-        io.stdout = "";
-        await runCli(["--config", home.configPath, "plugins", "list"], io);
-        return !io.stdout.includes("none answered");
-      }, 30_000),
-      io.stdout,
-    );
+    assert.equal(await runCli(["--config", home.configPath, "plugins", "list"], io), 0, io.stderr);
     assert.match(io.stdout, /^cat\s+\S+\s+valid\s+ready\s+healthy\s/m);
     assert.match(io.stdout, /^dog\s+\S+\s+valid\s+failed\s+offline\s/m);
   } finally {
-    controller.abort();
-    await within(running, 10_000);
+    reader.releaseLock();
+    try {
+      child.kill("SIGINT");
+    } catch { /* gone */ }
+    await child.status;
+    await stderr.catch(() => "");
   }
 });
 
