@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { configure, type LogRecord, reset, withContext } from "@logtape/logtape";
 import {
   PluginCallCancelledError,
   PluginCallError,
@@ -477,6 +478,34 @@ Deno.test("plugin stderr lines and $/log records become log records of the plugi
     );
     assert.equal(find("Assertion failed: assert message")?.level, "error");
     assert.equal(host.supervisor("behave")!.process!.stdoutGarbage, 0);
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("a handler's ctx.log records carry the caller's log context (e.g. an HTTP request id)", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    contextLocalStorage: new AsyncLocalStorage(),
+    sinks: { memory: (r) => records.push(r) },
+    loggers: [
+      { category: ["plugsconc"], lowestLevel: "debug", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    await using home = await homeWith();
+    await using host = await home.startHost();
+    await withContext(
+      { requestId: "req-7" },
+      () => host.call("behave", "log", { level: "info", message: "inside the request" }),
+    );
+    await host.call("behave", "log", { level: "info", message: "outside any request" });
+    const find = (text: string) => records.find((r) => String(r.properties.message).includes(text));
+    assert.ok(await waitFor(() => !!find("inside") && !!find("outside"), 3000));
+    assert.equal(find("inside the request")!.properties.requestId, "req-7");
+    assert.equal(find("outside any request")!.properties.requestId, undefined);
   } finally {
     await reset();
   }

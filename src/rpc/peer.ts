@@ -44,6 +44,8 @@ export interface RequestOptions {
    * @default {no timeout}
    */
   readonly timeoutMs?: number;
+  /** Called with the request's id as soon as it has one (to match notifications to it). */
+  readonly onId?: (id: number) => void;
 }
 
 /** Options of {@linkcode JsonRpcPeer}. */
@@ -266,6 +268,7 @@ export class JsonRpcPeer implements AsyncDisposable {
     }
     if (signal?.aborted) return Promise.reject(abortError(method, undefined, signal.reason));
     const id = this.#nextId++;
+    options.onId?.(id);
     let bytes: Uint8Array;
     try {
       bytes = encodeMessage({ jsonrpc: "2.0", id, method, params });

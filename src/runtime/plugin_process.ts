@@ -1,4 +1,4 @@
-import { getLogger, type Logger, type LogLevel } from "@logtape/logtape";
+import { getConfig, getLogger, type Logger, type LogLevel, withContext } from "@logtape/logtape";
 import { JsonRpcPeer, RpcError, type RpcHandler, RpcRemoteError } from "../rpc/mod.ts";
 import { escapeControl, LineSplitter } from "./line_splitter.ts";
 import {
@@ -116,6 +116,8 @@ export class PluginProcess implements AsyncDisposable {
   #exit: ExitInfo | undefined;
   #failReason: PluginError | undefined;
   #stdoutGarbage = 0;
+  /** LogTape's implicit context of each call in flight that had one, by request id. */
+  readonly #contexts = new Map<number, Record<string, unknown>>();
 
   private constructor(options: PluginProcessOptions) {
     this.#options = options;
@@ -271,10 +273,25 @@ export class PluginProcess implements AsyncDisposable {
     params: unknown,
     options: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<unknown> {
+    // The caller's implicit log context (e.g. the gateway's request id) goes to the records
+    // the handler logs with ctx.log during this call.
+    const context = getConfig()?.contextLocalStorage?.getStore() as
+      | Record<string, unknown>
+      | undefined;
+    let id: number | undefined;
     try {
-      return await this.#peer.request(method, params, options);
+      return await this.#peer.request(
+        method,
+        params,
+        context === undefined ? options : {
+          ...options,
+          onId: (i) => this.#contexts.set(id = i, context),
+        },
+      );
     } catch (e) {
       throw this.#mapError(e, method, options.timeoutMs);
+    } finally {
+      if (id !== undefined) this.#contexts.delete(id);
     }
   }
 
@@ -389,16 +406,25 @@ export class PluginProcess implements AsyncDisposable {
       return;
     }
     if (method === "$/log") {
-      const p = (params ?? {}) as { level?: unknown; message?: unknown; fields?: unknown };
+      const p = (params ?? {}) as {
+        level?: unknown;
+        message?: unknown;
+        fields?: unknown;
+        request?: unknown;
+      };
       const level = LEVELS[String(p.level).toLowerCase()] ?? "info";
       const fields = p.fields !== null && typeof p.fields === "object"
         ? p.fields as Record<string, unknown>
         : {};
-      logAt(this.#log, level, "{message}", {
-        ...fields,
-        plugin: this.#options.name,
-        message: escapeControl(String(p.message ?? "")),
-      });
+      const emit = () =>
+        logAt(this.#log, level, "{message}", {
+          ...fields,
+          plugin: this.#options.name,
+          message: escapeControl(String(p.message ?? "")),
+        });
+      const context = typeof p.request === "number" ? this.#contexts.get(p.request) : undefined;
+      if (context === undefined) emit();
+      else withContext(context, emit);
       return;
     }
     this.#log.debug("plugin {plugin} sent an unknown notification {method}", {

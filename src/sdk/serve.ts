@@ -119,9 +119,12 @@ export function serve(options: ServeOptions): Promise<void> {
   const peer = new JsonRpcPeer({ send: writeAllSync, maxLineBytes: 64 * 1024 * 1024 });
   const shutdown = new AbortController();
 
-  const makeLogger = (extra: Record<string, unknown>): PluginLogger => {
+  // `request`: the id of the call a handler's record belongs to, so that the host can give
+  // it the call's context (the HTTP gateway's request id, ...).
+  const makeLogger = (extra: Record<string, unknown>, request?: unknown): PluginLogger => {
     const log = (level: PluginLogLevel, message: string, fields?: Record<string, unknown>) => {
-      void peer.notify("$/log", { level, message, fields: { ...extra, ...fields } });
+      const params = { level, message, fields: { ...extra, ...fields } };
+      void peer.notify("$/log", request === undefined ? params : { ...params, request });
     };
     return {
       log,
@@ -187,7 +190,7 @@ export function serve(options: ServeOptions): Promise<void> {
           signal,
           id: rpc.id,
           method: rpc.method,
-          log: makeLogger({ method: rpc.method }),
+          log: makeLogger({ method: rpc.method }, rpc.id),
           host,
         });
         return result instanceof Promise ? result.catch(withErrorName) : result;
