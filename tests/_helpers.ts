@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { join, resolve } from "node:path";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { stringify } from "yaml";
 import { PluginHost } from "../src/host/mod.ts";
 
@@ -127,4 +129,29 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 20));
   }
   return await predicate();
+}
+
+/**
+ * Routes every `plugsconc.*` record (debug and up) into `records`, with implicit contexts on,
+ * until disposed (which resets LogTape).
+ *
+ * @example
+ * ```ts
+ * await using logs = await captureLogs();
+ * await host.call("behave", "log", { level: "info", message: "hi" });
+ * logs.records.find((r) => r.properties.message === "hi");
+ * ```
+ */
+export async function captureLogs(): Promise<{ records: LogRecord[] } & AsyncDisposable> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    contextLocalStorage: new AsyncLocalStorage(),
+    sinks: { memory: (r) => void records.push(r) },
+    loggers: [
+      { category: ["plugsconc"], lowestLevel: "debug", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  return { records, [Symbol.asyncDispose]: () => reset() };
 }

@@ -5,11 +5,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/mod.ts";
-import { configure, reset } from "@logtape/logtape";
 import { PluginHost } from "../src/host/mod.ts";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { setupHostLogging } from "../src/logs/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, SAMPLE_PLUGINS } from "./_helpers.ts";
+import { captureLogs, FIXTURE_PLUGINS, makeHome, SAMPLE_PLUGINS } from "./_helpers.ts";
 
 const NO_WATCH = { watcher: { enabled: false } };
 const JOBS = new URL("../src/pool/_test_jobs.ts", import.meta.url).href;
@@ -142,27 +141,14 @@ Deno.test("stop() stops dependents before what they depend on", async () => {
   await home.addPlugin(join(SAMPLE_PLUGINS, "cat"), {
     manifest: (text) => text + "depends_on: [dog]\n",
   });
-  const stopped: string[] = [];
-  await configure({
-    reset: true,
-    sinks: {
-      seen: (r) => {
-        if (r.properties.state === "stopped") stopped.push(String(r.properties.plugin));
-      },
-    },
-    loggers: [
-      { category: ["plugsconc", "host"], sinks: ["seen"], lowestLevel: "info" },
-      { category: ["logtape", "meta"], lowestLevel: "fatal" },
-    ],
-  });
-  try {
-    const host = await PluginHost.start({ configPath: home.configPath });
-    assert.deepEqual(host.plugins().map((p) => p.state), ["ready", "ready"]);
-    await host.stop();
-    assert.deepEqual(stopped, ["cat", "dog"]);
-  } finally {
-    await reset();
-  }
+  await using logs = await captureLogs();
+  const host = await PluginHost.start({ configPath: home.configPath });
+  assert.deepEqual(host.plugins().map((p) => p.state), ["ready", "ready"]);
+  await host.stop();
+  const stopped = logs.records
+    .filter((r) => r.category.join(".") === "plugsconc.host" && r.properties.state === "stopped")
+    .map((r) => r.properties.plugin);
+  assert.deepEqual(stopped, ["cat", "dog"]);
 });
 
 Deno.test("call() refuses the protocol's own methods ($/health, $/shutdown, host/...)", async () => {

@@ -6,32 +6,25 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   HandshakeError,
   PluginCrashedError,
   PluginProtocolError,
   PluginUnavailableError,
 } from "../src/runtime/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, pidAlive, ROOT, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
+import {
+  captureLogs,
+  FIXTURE_PLUGINS,
+  makeHome,
+  pidAlive,
+  ROOT,
+  SAMPLE_PLUGINS,
+  waitFor,
+} from "./_helpers.ts";
 
 const BEHAVE = join(FIXTURE_PLUGINS, "behave");
 /** Hot reload is not under test here: the plugins folder is not watched. */
 const NO_WATCH = { watcher: { enabled: false } };
-
-/** Collects the host's log records until disposed. */
-async function captureLogs(): Promise<{ records: LogRecord[] } & AsyncDisposable> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (r) => records.push(r) },
-    loggers: [
-      { category: ["plugsconc"], lowestLevel: "debug", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  return { records, [Symbol.asyncDispose]: () => reset() };
-}
 
 /** Writes a plugin folder with `main.ts` and a minimal manifest into the home's plugins. */
 async function writePlugin(

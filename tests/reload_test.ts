@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { makeHome, pidAlive, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
+import { captureLogs, makeHome, pidAlive, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
 
 const WATCH = { watcher: { enabled: true, reload: true, debounce_ms: 100 } };
 
@@ -27,16 +26,7 @@ Deno.test("editing a plugin's code reloads it: new process, new behaviour, old o
 Deno.test("a broken edit keeps the old version serving; every call succeeds throughout", async () => {
   await using home = await makeHome(WATCH);
   const dir = await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { seen: (r) => void records.push(r) },
-    loggers: [
-      { category: ["plugsconc", "host"], sinks: ["seen"], lowestLevel: "info" },
-      { category: ["logtape", "meta"], lowestLevel: "fatal" },
-    ],
-  });
-  await using _logging = { [Symbol.asyncDispose]: () => reset() };
+  await using logs = await captureLogs();
   await using host = await home.startHost();
   const pid = host.plugins()[0]!.pid;
   const failures: unknown[] = [];
@@ -74,7 +64,7 @@ Deno.test("a broken edit keeps the old version serving; every call succeeds thro
   assert.equal(host.plugins()[0]!.pid, pid, "the old process still serves");
   assert.deepEqual(await host.call("cat", "speak", {}), { sound: "meow" });
   // Both bad changes were seen and refused, each logged with why and the paths.
-  const refusals = records.filter((r) => r.level === "error").map((r) => r.properties);
+  const refusals = logs.records.filter((r) => r.level === "error").map((r) => r.properties);
   assert.ok(
     refusals.some((p) => /capabilitees/.test(String(p.error)) && Array.isArray(p.paths)),
     JSON.stringify(refusals),

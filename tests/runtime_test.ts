@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { AsyncLocalStorage } from "node:async_hooks";
-import { configure, type LogRecord, reset, withContext } from "@logtape/logtape";
+import { withContext } from "@logtape/logtape";
 import {
   PluginCallCancelledError,
   PluginCallError,
@@ -15,6 +14,7 @@ import {
   PluginUnavailableError,
 } from "../src/runtime/mod.ts";
 import {
+  captureLogs,
   FIXTURE_PLUGINS,
   makeHome,
   pidAlive,
@@ -399,16 +399,9 @@ Deno.test("no plugin process is left after the host process is killed with SIGKI
 });
 
 Deno.test("plugin stderr lines and $/log records become log records of the plugin's category", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (r) => records.push(r) },
-    loggers: [
-      { category: ["plugsconc"], lowestLevel: "debug", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
+  await using logs = await captureLogs();
+  const records = logs.records;
+  {
     await using home = await homeWith();
     await using host = await home.startHost();
     await host.call("behave", "stderr", {
@@ -478,23 +471,13 @@ Deno.test("plugin stderr lines and $/log records become log records of the plugi
     );
     assert.equal(find("Assertion failed: assert message")?.level, "error");
     assert.equal(host.supervisor("behave")!.process!.stdoutGarbage, 0);
-  } finally {
-    await reset();
   }
 });
 
 Deno.test("a handler's ctx.log records carry the caller's log context (e.g. an HTTP request id)", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    contextLocalStorage: new AsyncLocalStorage(),
-    sinks: { memory: (r) => records.push(r) },
-    loggers: [
-      { category: ["plugsconc"], lowestLevel: "debug", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
+  await using logs = await captureLogs();
+  const records = logs.records;
+  {
     await using home = await homeWith();
     await using host = await home.startHost();
     await withContext(
@@ -506,7 +489,5 @@ Deno.test("a handler's ctx.log records carry the caller's log context (e.g. an H
     assert.ok(await waitFor(() => !!find("inside") && !!find("outside"), 3000));
     assert.equal(find("inside the request")!.properties.requestId, "req-7");
     assert.equal(find("outside any request")!.properties.requestId, undefined);
-  } finally {
-    await reset();
   }
 });

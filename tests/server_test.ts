@@ -10,13 +10,12 @@
  * test built on it could not fail on the faults it is meant to catch.
  */
 import assert from "node:assert/strict";
-import { AsyncLocalStorage } from "node:async_hooks";
 import { join } from "node:path";
-import { configure, getLogger, type LogRecord, reset } from "@logtape/logtape";
+import { getLogger, type LogRecord } from "@logtape/logtape";
 import type { PluginHost } from "../src/host/mod.ts";
 import { setupHostLogging } from "../src/logs/mod.ts";
 import { Gateway, ServerError } from "../src/server/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
+import { captureLogs, FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
 
 const BEHAVE = join(FIXTURE_PLUGINS, "behave");
 const TOKEN = "test-token-0123456789abcdef";
@@ -393,24 +392,15 @@ Deno.test("the request id reaches the gateway's and the host's log records of th
   await home.addPlugin(BEHAVE);
   await using host = await home.startHost();
   await using gateway = await Gateway.start(host, { listen: "127.0.0.1:0" });
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    contextLocalStorage: new AsyncLocalStorage(),
-    sinks: { capture: (r) => void records.push(r) },
-    loggers: [
-      { category: ["plugsconc"], sinks: ["capture"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-  });
-  try {
+  let records: LogRecord[];
+  {
+    await using logs = await captureLogs();
+    records = logs.records;
     await post(gateway.url, "/v1/plugins/behave/setMode", { failNext: 1 });
     const a = await post(gateway.url, "/v1/plugins/behave/echo", { x: 1 }, {
       "x-request-id": "trace-abc",
     });
     assert.equal(a.status, 200, "succeeded on the retry");
-  } finally {
-    await reset();
   }
   const mine = records.filter((r) => r.properties.requestId === "trace-abc");
   const categories = mine.map((r) => r.category.join("."));
