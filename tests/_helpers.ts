@@ -110,6 +110,9 @@ function deepMerge(
 
 /** Whether a process with `pid` exists (signal 0). */
 export function pidAlive(pid: number): boolean {
+  // kill(0 or negative) signals a process group, which is always "alive": a test that got no pid
+  // must fail loudly instead of waiting on the test runner's own group.
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`pidAlive: not a process id: ${pid}`);
   try {
     Deno.kill(pid, "SIGCONT");
     return true;

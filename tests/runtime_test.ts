@@ -328,11 +328,13 @@ serve({
     assert.equal(supervisor.state, "ready");
     await assert.rejects(host.call("slow-restart", "crash"), PluginCrashedError);
     const marker = join(home.dir, "data/plugins/slow-restart/start-1");
+    // The marker is created before its pid is written: wait for the content, not the file.
+    const readPid = () => Deno.readTextFile(marker).then((text) => Number(text), () => 0);
     assert.ok(
-      await waitFor(() => Deno.stat(marker).then(() => true, () => false), 10_000),
+      await waitFor(async () => (await readPid()) > 0, 10_000),
       `no restart began; state ${supervisor.state}`,
     );
-    const pid = Number(await Deno.readTextFile(marker));
+    const pid = await readPid();
     assert.equal(supervisor.state, "starting");
     assert.ok(pidAlive(pid));
     await host.stop();
