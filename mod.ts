@@ -32,6 +32,8 @@ export {
   PluginHost,
   type PluginHostOptions,
   type PluginInfo,
+  ProcessServiceError,
+  type ProcessServiceErrorCode,
 } from "./src/host/mod.ts";
 export {
   HandshakeError,

@@ -226,6 +226,29 @@ Deno.test("handshake failures leave only that plugin failed, with a HandshakeErr
   assert.deepEqual(await host.call("behave", "echo", { still: "fine" }), { still: "fine" });
 });
 
+Deno.test("$/ready's name must be the manifest's; another version is only a warning", async () => {
+  await using home = await makeHome(NO_WATCH);
+  // cat's code announces "cat" 1.2.0: under another name it is refused, under another version
+  // it starts with a warning.
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"), { as: "kitten" });
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"), {
+    manifest: (text) => text.replace(/version: 1\.2\.0/, "version: 1.3.0"),
+  });
+  await using logs = await captureLogs();
+  await using host = await home.startHost();
+  const byName = new Map(host.plugins().map((p) => [p.name, p]));
+  assert.equal(byName.get("kitten")?.state, "failed");
+  assert.match(
+    byName.get("kitten")?.error ?? "",
+    /announced itself as "cat", but its manifest names it "kitten"/,
+  );
+  assert.equal(byName.get("cat")?.state, "ready");
+  const warning = logs.records.find((r) => r.properties.announced === "1.2.0");
+  assert.equal(warning?.level, "warning");
+  assert.equal(warning?.properties.version, "1.3.0");
+  assert.deepEqual(await host.call("cat", "speak"), { sound: "meow" });
+});
+
 Deno.test("a plugin run directly, without the host's cookie, prints one explaining line and exits 1", async () => {
   const dir = await Deno.makeTempDir({ prefix: "plugsconc-direct-" });
   try {

@@ -15,4 +15,6 @@ export {
   sandboxContext,
   summarizeGrants,
 } from "./plugin_host.ts";
+export { ProcessService, type ProcessServiceOptions } from "./process_service.ts";
+export { ProcessServiceError, type ProcessServiceErrorCode } from "./process_service_error.ts";
 export { materializeSdk } from "./sdk_files.ts";

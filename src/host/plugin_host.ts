@@ -28,6 +28,7 @@ import {
   describeFailure,
   findDenoBinary,
   findSetpriv,
+  findSetsid,
   PluginNotFoundError,
   PluginProcess,
   type PluginState,
@@ -45,6 +46,7 @@ import {
 } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
 import { type ChangeBatch, PluginWatcher } from "../watch/mod.ts";
+import { ProcessService } from "./process_service.ts";
 import { materializeSdk, writeIfChanged } from "./sdk_files.ts";
 
 /** Options for {@link PluginHost.start}. */
@@ -530,6 +532,17 @@ export class PluginHost implements AsyncDisposable {
     const [bin, ...prefix] = ctx.setpriv
       ? [ctx.setpriv, "--pdeathsig", "KILL", "--", ctx.denoBin]
       : [ctx.denoBin];
+    // The process service's children see the plugin's declared env (nothing of the host's)
+    // and, like the plugin, die with the host.
+    const childEnv = Object.fromEntries(
+      plugin.manifest.capabilities.env.flatMap((name) =>
+        compiled.env[name] === undefined ? [] : [[name, compiled.env[name]!]]
+      ),
+    );
+    const childPrefix = [
+      ...(ctx.setsid ? [ctx.setsid] : []),
+      ...(ctx.setpriv ? [ctx.setpriv, "--pdeathsig", "KILL", "--"] : []),
+    ];
     const makeSupervisor = (index: number) =>
       new PluginSupervisor({
         name: plugin.name,
@@ -545,18 +558,31 @@ export class PluginHost implements AsyncDisposable {
             signal,
           });
           await this.#verifyIntegrity(plugin, graph.files, signal);
-          return await PluginProcess.start({
+          // One per process: its children die with it (crash, stop or restart).
+          const processes = new ProcessService({
+            plugin: plugin.name,
+            capabilities: plugin.manifest.capabilities.process,
+            cwd: sandboxCtx.dataDir,
+            env: childEnv,
+            prefix: childPrefix,
+          });
+          const started = PluginProcess.start({
             name: plugin.name,
             bin: bin!,
             args: [...prefix, ...compiled.argv],
             env: compiled.env,
             cwd: plugin.dir,
             protocolVersion: plugin.manifest.handshake.protocol_version,
+            version: plugin.manifest.plugin.version,
             startTimeoutMs: settings.startTimeoutMs,
             maxLineBytes: config.defaults.max_line_bytes,
             stopGraceMs: settings.stopGraceMs,
             signal,
+            handlers: processes.handlers,
+            onExit: () => processes.close(),
           });
+          started.catch(() => processes.close());
+          return await started;
         },
         onStateChange: (state, detail) =>
           log.info("plugin {plugin} is {state}", {
@@ -827,6 +853,8 @@ export interface HostRuntime {
   readonly denoBin: string;
   /** setpriv, when present (Linux), for `--pdeathsig KILL`. */
   readonly setpriv: string | undefined;
+  /** setsid, when present (Linux): each child of the process service gets its own group. */
+  readonly setsid?: string | undefined;
   /** The import map mapping only `plugsconc/sdk`. */
   readonly importMapPath: string;
   /** Local files of the SDK's module graph (allowed in plugin module graphs). */
@@ -849,7 +877,7 @@ export async function prepareRuntime(config: Config): Promise<HostRuntime> {
     importMapPath,
     denoDir: join(config.dirs.data, "cache", "_sdk"),
   });
-  return { denoBin, setpriv: findSetpriv(), importMapPath, sdkFiles };
+  return { denoBin, setpriv: findSetpriv(), setsid: findSetsid(), importMapPath, sdkFiles };
 }
 
 /** The sandbox context of one plugin: its private data folder and Deno cache below `dirs.data`. */

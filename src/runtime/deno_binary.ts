@@ -38,13 +38,25 @@ function requireFile(path: string, from: string): string {
   throw new PlugsconcError("DENO_NOT_FOUND", `${from} names ${path}, which is not a file`);
 }
 
-/** `setpriv` when it exists (Linux), so plugins die with the host even on SIGKILL. */
-export function findSetpriv(): string | undefined {
+function linuxTool(name: string): string | undefined {
   if (Deno.build.os !== "linux") return undefined;
-  for (const p of ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"]) {
+  for (const dir of ["/usr/bin", "/bin", "/usr/sbin"]) {
     try {
-      if (Deno.statSync(p).isFile) return p;
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
     } catch { /* next */ }
   }
   return undefined;
+}
+
+/** `setpriv` when it exists (Linux), so plugins die with the host even on SIGKILL. */
+export function findSetpriv(): string | undefined {
+  return linuxTool("setpriv");
+}
+
+/**
+ * `setsid` when it exists (Linux), so that each child of the process service leads its own
+ * process group and a kill reaches its grandchildren too.
+ */
+export function findSetsid(): string | undefined {
+  return linuxTool("setsid");
 }

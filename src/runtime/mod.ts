@@ -4,7 +4,7 @@
  *
  * @module
  */
-export { findDenoBinary, findSetpriv, isCompiledBinary } from "./deno_binary.ts";
+export { findDenoBinary, findSetpriv, findSetsid, isCompiledBinary } from "./deno_binary.ts";
 export { escapeControl, LineSplitter } from "./line_splitter.ts";
 export {
   HandshakeError,

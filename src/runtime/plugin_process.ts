@@ -27,6 +27,8 @@ export interface PluginProcessOptions {
   readonly cwd: string;
   /** The protocol version the manifest declares. */
   readonly protocolVersion: number;
+  /** The manifest's version, compared with the one the plugin announces. */
+  readonly version?: string;
   /** How long to wait for `$/ready`. */
   readonly startTimeoutMs: number;
   /** Longest accepted stdout line. */
@@ -37,12 +39,20 @@ export interface PluginProcessOptions {
   readonly handlers?: Readonly<Record<string, RpcHandler>>;
   /** Start-up is abandoned (and the process killed) when this aborts. */
   readonly signal?: AbortSignal;
+  /**
+   * Runs once the process has exited, before `exited` resolves: releases what the host gave
+   * it (the children its process service started, ...). Its errors are logged.
+   */
+  readonly onExit?: () => void | Promise<void>;
 }
 
 /** What the plugin announced in `$/ready`. */
 export interface ReadyInfo {
   readonly protocol: number;
   readonly methods: readonly string[];
+  /** The name and version the plugin gave `serve()`, when it gave them. */
+  readonly name?: string;
+  readonly version?: string;
 }
 
 /** How the process ended. */
@@ -165,6 +175,14 @@ export class PluginProcess implements AsyncDisposable {
             })),
       );
       this.#writer.close().catch(() => {});
+      try {
+        await options.onExit?.();
+      } catch (error) {
+        this.#log.error("releasing what plugin {plugin} held failed: {error}", {
+          plugin: options.name,
+          error,
+        });
+      }
       return exit;
     });
   }
@@ -221,7 +239,31 @@ export class PluginProcess implements AsyncDisposable {
       const methods = Array.isArray(info.methods)
         ? info.methods.filter((m) => typeof m === "string")
         : [];
-      proc.#ready = { protocol: options.protocolVersion, methods };
+      const { name, version } = info as { name?: unknown; version?: unknown };
+      if (name !== undefined && name !== null && name !== options.name) {
+        // The folder's entrypoint is another plugin's program (a copied main.ts, a bad merge).
+        await proc.kill();
+        throw new HandshakeError(
+          options.name,
+          `it announced itself as ${JSON.stringify(name)}, but its manifest names it ` +
+            `${JSON.stringify(options.name)}; fix serve({ name }) or plugin.name`,
+        );
+      }
+      if (
+        typeof version === "string" && options.version !== undefined &&
+        version !== options.version
+      ) {
+        proc.#log.warning(
+          "plugin {plugin} announced version {announced}, its manifest says {version}",
+          { plugin: options.name, announced: version, version: options.version },
+        );
+      }
+      proc.#ready = {
+        protocol: options.protocolVersion,
+        methods,
+        ...(typeof name === "string" ? { name } : {}),
+        ...(typeof version === "string" ? { version } : {}),
+      };
       return proc;
     } finally {
       t.clear();

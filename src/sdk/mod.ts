@@ -24,9 +24,17 @@
  */
 export { DEFAULT_HANDSHAKE, PROTOCOL_VERSION } from "./handshake.ts";
 export {
+  CHILD_SIGNALS,
+  type ChildInfo,
+  type ChildSignal,
+  type HostClient,
+  HostServiceError,
+  type ProcessClient,
+  type ProcessResult,
+} from "./host_client.ts";
+export {
   type HandlerContext,
   type HealthReport,
-  type HostClient,
   type MethodHandler,
   type PluginLogger,
   type PluginLogLevel,

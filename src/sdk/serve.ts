@@ -1,5 +1,6 @@
 import { JsonRpcPeer, type RpcHandlerContext, type RpcId } from "../rpc/mod.ts";
 import { DEFAULT_HANDSHAKE, PROTOCOL_VERSION } from "./handshake.ts";
+import { type HostClient, makeHostClient } from "./host_client.ts";
 
 /** Log levels a plugin can use; they map to the host's LogTape levels. */
 export type PluginLogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
@@ -12,16 +13,6 @@ export interface PluginLogger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
-}
-
-/** Calls into services the host offers plugins (`host/<service>.<op>`). */
-export interface HostClient {
-  /** Sends a request to the host, e.g. `request("host/process.exec", {...})`. */
-  request(
-    method: string,
-    params?: unknown,
-    options?: { signal?: AbortSignal; timeoutMs?: number },
-  ): Promise<unknown>;
 }
 
 /** What a method handler gets besides its params. */
@@ -52,6 +43,13 @@ export interface HealthReport {
 export interface ServeOptions {
   /** The methods the plugin offers, by name. */
   methods: Record<string, MethodHandler>;
+  /**
+   * The plugin's name, sent in `$/ready`: the host refuses to start it under another name (its
+   * folder holds another plugin's code). Default: not sent.
+   */
+  name?: string;
+  /** The plugin's version, sent in `$/ready`; the host warns when the manifest says otherwise. */
+  version?: string;
   /** Answers the host's health checks. Default: healthy while the plugin answers. */
   health?: () => HealthReport | Promise<HealthReport>;
   /** The handshake cookie, if the manifest sets its own `handshake` values. */
@@ -134,9 +132,6 @@ export function serve(options: ServeOptions): Promise<void> {
       error: (m, f) => log("error", m, f),
     };
   };
-  const host: HostClient = {
-    request: (method, params, opts) => peer.request(method, params, opts),
-  };
 
   if (options.captureConsole ?? true) {
     const base = makeLogger({ source: "console" });
@@ -191,7 +186,7 @@ export function serve(options: ServeOptions): Promise<void> {
           id: rpc.id,
           method: rpc.method,
           log: makeLogger({ method: rpc.method }, rpc.id),
-          host,
+          host: makeHostClient(peer, signal),
         });
         return result instanceof Promise ? result.catch(withErrorName) : result;
       } catch (e) {
@@ -210,7 +205,12 @@ export function serve(options: ServeOptions): Promise<void> {
     return { ok: true };
   });
 
-  peer.notify("$/ready", { protocol: PROTOCOL_VERSION, methods: methodNames });
+  peer.notify("$/ready", {
+    protocol: PROTOCOL_VERSION,
+    ...(options.name === undefined ? {} : { name: options.name }),
+    ...(options.version === undefined ? {} : { version: options.version }),
+    methods: methodNames,
+  });
   return readLoop(peer).then(() => {
     peer.close(new Error("stdin closed"));
     Deno.exit(0);

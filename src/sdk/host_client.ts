@@ -1,0 +1,158 @@
+import { PlugsconcError } from "../errors/mod.ts";
+import { type JsonRpcPeer, RpcRemoteError } from "../rpc/mod.ts";
+
+/** How a child ended, with its output (at most 1 MiB of each stream is kept). */
+export interface ProcessResult {
+  readonly pid: number;
+  /** Exit code, `null` when a signal ended it. */
+  readonly code: number | null;
+  /** The signal that ended it, if one did. */
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Whether stdout was cut at the limit. */
+  readonly stdout_truncated: boolean;
+  /** Whether stderr was cut at the limit. */
+  readonly stderr_truncated: boolean;
+  readonly duration_ms: number;
+}
+
+/** A child of this plugin, as {@linkcode ProcessClient.list} shows it. */
+export interface ChildInfo {
+  readonly pid: number;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly started_at: string;
+  readonly running: boolean;
+}
+
+/** Signals a plugin may send to its children. */
+export const CHILD_SIGNALS = [
+  "SIGTERM",
+  "SIGKILL",
+  "SIGINT",
+  "SIGHUP",
+  "SIGQUIT",
+  "SIGUSR1",
+  "SIGUSR2",
+] as const;
+
+/** One of {@linkcode CHILD_SIGNALS}. */
+export type ChildSignal = typeof CHILD_SIGNALS[number];
+
+/**
+ * The host's process service. A plugin has no `--allow-run`: the host runs a command for it
+ * only when the manifest's `capabilities.process` grants that exact path and arguments (`*`
+ * is one argument not starting with `-`). Children run in the plugin's data folder with only
+ * `PATH`, `HOME` and the plugin's declared env, and are killed when the plugin stops.
+ */
+export interface ProcessClient {
+  /**
+   * Runs `command` to completion. Cancelling the handler's call (or `signal`) kills it.
+   *
+   * @throws {HostServiceError} `PROCESS_NOT_ALLOWED`, `PROCESS_TIMEOUT`, `PROCESS_CANCELLED`,
+   *   `PROCESS_SPAWN_FAILED`, `PROCESS_LIMIT`, `PROCESS_INVALID_PARAMS`
+   */
+  exec(
+    command: string,
+    args?: readonly string[],
+    options?: { stdin?: string; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<ProcessResult>;
+  /** Starts `command` in the background; {@linkcode ProcessClient.wait} collects it. */
+  spawn(
+    command: string,
+    args?: readonly string[],
+    options?: { stdin?: string },
+  ): Promise<{ pid: number }>;
+  /** Waits for a child started by `spawn` and forgets it. */
+  wait(pid: number, options?: { signal?: AbortSignal }): Promise<ProcessResult>;
+  /** This plugin's children not yet waited for. */
+  list(): Promise<readonly ChildInfo[]>;
+  /** Signals a child of this plugin (needs `kill: [children]` in the manifest). */
+  kill(pid: number, signal?: ChildSignal): Promise<{ sent: boolean }>;
+}
+
+/** Calls into services the host offers plugins (`host/<service>.<op>`). */
+export interface HostClient {
+  /** Sends a request to the host, e.g. `request("host/process.exec", {...})`. */
+  request(
+    method: string,
+    params?: unknown,
+    options?: { signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<unknown>;
+  /** The process service (`host/process.*`). */
+  readonly process: ProcessClient;
+}
+
+/**
+ * The host refused a service request or could not carry it out. `code` is the host's stable
+ * code (`PROCESS_NOT_ALLOWED`, ...), or `RPC_REMOTE` when the host sent none.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await ctx.host.process.exec("/bin/sh", ["-c", "id"]);
+ * } catch (e) {
+ *   if (e instanceof HostServiceError && e.code === "PROCESS_NOT_ALLOWED") ctx.log.warn(e.message);
+ * }
+ * ```
+ */
+export class HostServiceError extends PlugsconcError {
+  /**
+   * @param code the host's code
+   * @param message the host's message
+   * @param options `cause` (the JSON-RPC error) and `details`
+   */
+  constructor(
+    code: string,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+function fromRemote(error: unknown): never {
+  if (error instanceof RpcRemoteError) {
+    const data = error.data as { code?: unknown; details?: unknown } | undefined;
+    const code = typeof data?.code === "string" ? data.code : "RPC_REMOTE";
+    const details = typeof data?.details === "object" && data.details !== null
+      ? data.details as Record<string, unknown>
+      : {};
+    throw new HostServiceError(code, error.remoteMessage, { cause: error, details });
+  }
+  throw error;
+}
+
+/**
+ * A {@linkcode HostClient} over `peer`; requests made without a signal of their own use
+ * `signal` (the handler's), so that a cancelled call cancels what it asked of the host.
+ */
+export function makeHostClient(peer: JsonRpcPeer, signal?: AbortSignal): HostClient {
+  const request = (method: string, params?: unknown, opts?: { signal?: AbortSignal }) =>
+    peer.request(method, params, { signal: opts?.signal ?? signal }).catch(fromRemote);
+  return {
+    request: (method, params, options) =>
+      peer.request(method, params, { signal, ...options }).catch(fromRemote),
+    process: {
+      exec: (command, args = [], o = {}) =>
+        request("host/process.exec", {
+          command,
+          args,
+          ...(o.stdin === undefined ? {} : { stdin: o.stdin }),
+          ...(o.timeoutMs === undefined ? {} : { timeout_ms: o.timeoutMs }),
+        }, o) as Promise<ProcessResult>,
+      spawn: (command, args = [], o = {}) =>
+        request("host/process.spawn", {
+          command,
+          args,
+          ...(o.stdin === undefined ? {} : { stdin: o.stdin }),
+        }) as Promise<{ pid: number }>,
+      wait: (pid, o) => request("host/process.wait", { pid }, o) as Promise<ProcessResult>,
+      list: async () =>
+        ((await request("host/process.list", {})) as { children: ChildInfo[] }).children,
+      kill: (pid, sig = "SIGTERM") =>
+        request("host/process.kill", { pid, signal: sig }) as Promise<{ sent: boolean }>,
+    },
+  };
+}
