@@ -227,6 +227,32 @@ Deno.test("`plugins inspect cat` shows the deno argv and env names but no env va
   assert.ok(!io.stderr.includes(SECRET));
 });
 
+Deno.test("`plugins inspect` runs the module-graph check: its files, or the import it refuses", async () => {
+  await using home = await cliHome();
+  const io = memoryIo();
+  assert.equal(await runCli(["--config", home.configPath, "plugins", "inspect", "cat"], io), 0);
+  assert.match(
+    io.stdout,
+    /module graph: 1 file\(s\) of its own, plus the SDK\n {2}\S+\/cat\/main\.ts\n/,
+  );
+  assert.match(io.stdout, /^verdict: may start$/m);
+  // dog's code now imports the host's config file as text: Deno would load it without --allow-read.
+  const main = join(home.pluginsDir, "dog/main.ts");
+  await Deno.writeTextFile(
+    main,
+    `import secret from ${JSON.stringify(home.configPath)} with { type: "text" };\n` +
+      (await Deno.readTextFile(main)) + "\nconsole.log(secret.length);\n",
+  );
+  const text = memoryIo();
+  assert.equal(await runCli(["--config", home.configPath, "plugins", "inspect", "dog"], text), 0);
+  assert.match(text.stdout, /module graph: REFUSED \(MODULE_OUTSIDE_PLUGIN\)\n/);
+  assert.ok(text.stdout.includes(home.configPath), text.stdout);
+  assert.match(text.stdout, /^verdict: refused \(its module graph: MODULE_OUTSIDE_PLUGIN\)$/m);
+  const json = memoryIo();
+  await runCli(["--config", home.configPath, "plugins", "inspect", "dog", "--json"], json);
+  assert.equal(JSON.parse(json.stdout).module_graph.error.code, "MODULE_OUTSIDE_PLUGIN");
+});
+
 Deno.test("`run` prints the plugin table and, when its signal aborts, stops every plugin and exits 0", async () => {
   // Info, so that run's own "plugsconc stopped" record reaches the log store.
   await using home = await makeHome({ logging: { level: "info" } });

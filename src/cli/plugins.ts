@@ -1,10 +1,16 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config/mod.ts";
+import { errorToJSON } from "../errors/mod.ts";
 import { prepareRuntime, sandboxContext } from "../host/mod.ts";
 import { discoverPlugins } from "../manifest/mod.ts";
 import { PluginNotFoundError } from "../runtime/mod.ts";
 import { effectivePolicy, explainPolicy } from "../pipeline/mod.ts";
-import { checkGrantSymlinks, compileSandbox, explainSandbox } from "../sandbox/mod.ts";
+import {
+  checkGrantSymlinks,
+  checkModuleGraph,
+  compileSandbox,
+  explainSandbox,
+} from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
@@ -104,9 +110,21 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
         throw new PluginNotFoundError(name, undefined, valid.map((p) => p.name));
       }
       const runtime = await prepareRuntime(config);
-      const compiled = compileSandbox(plugin, sandboxContext(config, loaded.file, plugin, runtime));
+      const sandboxCtx = sandboxContext(config, loaded.file, plugin, runtime);
+      const compiled = compileSandbox(plugin, sandboxCtx);
       const symlinkRefusals = await checkGrantSymlinks(compiled);
       const withLinks = { ...compiled, refusals: [...compiled.refusals, ...symlinkRefusals] };
+      // The same check as before every spawn: what the plugin's code imports.
+      await Deno.mkdir(sandboxCtx.denoCacheDir, { recursive: true });
+      const graph = await checkModuleGraph(plugin, {
+        denoBin: runtime.denoBin,
+        importMapPath: runtime.importMapPath,
+        allowed: runtime.sdkFiles,
+        denoDir: sandboxCtx.denoCacheDir,
+      }).then(
+        (g) => ({ ok: true as const, files: g.files.filter((f) => !runtime.sdkFiles.has(f)) }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
       if (opts.json) {
         ctx.io.out(
           JSON.stringify(
@@ -119,6 +137,7 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
               env: Object.keys(compiled.env),
               warnings: compiled.warnings,
               refusals: withLinks.refusals,
+              module_graph: graph.ok ? { files: graph.files } : { error: errorToJSON(graph.error) },
               grants: compiled.grants,
               policy: effectivePolicy(config, plugin),
             },
@@ -140,10 +159,30 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
           }\n` +
           `  depends on:  ${m.depends_on.join(", ") || "-"}\n` +
           `  deno:        ${runtime.denoBin}\n\n` +
-          explainSandbox(withLinks) + "\n\ncall policy:\n" +
+          explainGraph(graph) + "\n\n" +
+          explainSandbox(withLinks, { moduleGraph: graph.ok ? null : codeOf(graph.error) }) +
+          "\n\ncall policy:\n" +
           explainPolicy(effectivePolicy(config, plugin)).trimEnd().replace(/^/gm, "  ") + "\n",
       );
     });
   registerChecksumCommands(plugins, ctx);
   return plugins;
+}
+
+/** The module-graph part of `plugins inspect`: the plugin's own files, or why it is refused. */
+function explainGraph(
+  graph: { ok: true; files: readonly string[] } | { ok: false; error: unknown },
+): string {
+  if (!graph.ok) {
+    const e = graph.error as { code?: unknown; message?: unknown };
+    return `module graph: REFUSED${typeof e.code === "string" ? ` (${e.code})` : ""}\n` +
+      String(e.message ?? e).replace(/^/gm, "  ");
+  }
+  return `module graph: ${graph.files.length} file(s) of its own, plus the SDK\n` +
+    graph.files.map((f) => `  ${f}`).join("\n");
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "MODULE_GRAPH";
 }

@@ -19,7 +19,16 @@ function list(title: string, items: readonly string[], empty = "none"): string[]
  * console.log(explainSandbox(compileSandbox(plugin, ctx)));
  * ```
  */
-export function explainSandbox(compiled: CompiledSandbox): string {
+export function explainSandbox(
+  compiled: CompiledSandbox,
+  options: {
+    /**
+     * The outcome of the module-graph check, when it ran: `null` when it passed, else the
+     * error code (`MODULE_OUTSIDE_PLUGIN`, ...). Default: not run, and the verdict says so.
+     */
+    moduleGraph?: string | null;
+  } = {},
+): string {
   const { plugin, argv, grants, warnings, refusals } = compiled;
   const lines = [
     `plugin ${plugin.name} ${plugin.manifest.plugin.version} (${plugin.dir})`,
@@ -49,7 +58,11 @@ export function explainSandbox(compiled: CompiledSandbox): string {
     ]),
     "",
     refusals.length === 0
-      ? "verdict: may start (after the module graph and symlink checks)"
+      ? options.moduleGraph === undefined
+        ? "verdict: may start (after the module graph and symlink checks)"
+        : options.moduleGraph === null
+        ? "verdict: may start"
+        : `verdict: refused (its module graph: ${options.moduleGraph})`
       : `verdict: refused (${refusals.length} capabilit${
         refusals.length === 1 ? "y" : "ies"
       } refused; GRANT_REFUSED)`,
