@@ -54,13 +54,24 @@ export class PluginWatcher implements AsyncDisposable {
   #loop: Promise<void>;
   #restarts = 0;
   #wake: (() => void) | undefined;
+  readonly #ready = Promise.withResolvers<void>();
 
-  /** Starts watching at once. */
+  /** Starts watching at once; {@linkcode PluginWatcher.ready} says when events are seen. */
   constructor(options: PluginWatcherOptions) {
     const debounceMs = options.debounceMs ?? 200;
     if (!(debounceMs >= 1)) throw new RangeError(`debounceMs must be >= 1, got ${debounceMs}`);
     this.#o = { ...options, debounceMs, ignore: options.ignore ?? DEFAULT_IGNORE };
     this.#loop = this.#run();
+    this.#loop.finally(() => this.#ready.resolve()).catch(() => {});
+  }
+
+  /**
+   * Resolves once the first watch is in place (a change made after it is seen), or once the
+   * first attempt found no root or failed (the watcher keeps retrying), or on close. A change
+   * made before it may be missed: `Deno.watchFs` only reports what happens after it starts.
+   */
+  get ready(): Promise<void> {
+    return this.#ready.promise;
   }
 
   /** The watched folder. */
@@ -76,6 +87,7 @@ export class PluginWatcher implements AsyncDisposable {
   async #run(): Promise<void> {
     while (!this.#closed) {
       if (!(await this.#exists(this.#o.root))) {
+        this.#ready.resolve();
         await this.#sleep(Math.max(50, this.#o.debounceMs));
         continue;
       }
@@ -87,10 +99,12 @@ export class PluginWatcher implements AsyncDisposable {
           root: this.#o.root,
           error: String(e),
         });
+        this.#ready.resolve();
         await this.#sleep(1000);
         continue;
       }
       this.#watcher = watcher;
+      this.#ready.resolve();
       if (this.#closed) {
         // close() ran while the watcher was being created: it could not close this one.
         watcher.close();

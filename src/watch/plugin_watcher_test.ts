@@ -144,3 +144,21 @@ Deno.test("isIgnored() matches any path segment against simple patterns", () => 
   assert.equal(isIgnored("cat/main.ts", patterns), false);
   assert.equal(isIgnored("cat/gitignore", patterns), false);
 });
+
+Deno.test("a change made as soon as ready resolves is seen", async () => {
+  // Twenty fresh watchers, each written to the moment it is ready: none may miss its change.
+  await withRoot(async (root) => {
+    await Deno.mkdir(join(root, "cat"));
+    for (let i = 0; i < 20; i++) {
+      const r = recorder(root, 20);
+      try {
+        await r.watcher.ready;
+        await Deno.writeTextFile(join(root, "cat", "main.ts"), `// ${i}\n`);
+        await r.settle(150);
+        assert.equal(r.batches.length, 1, `watcher ${i} saw ${r.batches.length} batches`);
+      } finally {
+        await r.watcher.close();
+      }
+    }
+  });
+});
