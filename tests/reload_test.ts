@@ -104,3 +104,43 @@ Deno.test("a new plugin folder is picked up and started; a removed one is stoppe
   );
   assert.deepEqual(await host.call("cat", "speak", {}), { sound: "meow" }, "cat is untouched");
 });
+
+Deno.test("a reload that widens capabilities is held under strict (logged with the diff) and applied under permissive", async () => {
+  const widen = (text: string) =>
+    text + "capabilities:\n  network:\n    egress: [{ hosts: [api.example.com], ports: [443] }]\n";
+  for (const policy of ["strict", "permissive"] as const) {
+    await using home = await makeHome({ ...WATCH, security: { policy } });
+    const dir = await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+    await using logs = await captureLogs();
+    await using host = await home.startHost();
+    const pid = host.plugins()[0]!.pid!;
+    const manifest = join(dir, "manifest.yaml");
+    const original = await Deno.readTextFile(manifest);
+    const main = join(dir, "main.ts");
+    const code = await Deno.readTextFile(main);
+    // New code that needs the new grant, and the grant.
+    await Deno.writeTextFile(main, code.replace('"meow"', '"purr"'));
+    await Deno.writeTextFile(manifest, widen(original));
+    const widened = () =>
+      logs.records.find((r) => r.properties.diff === "+net api.example.com:443");
+    assert.ok(await waitFor(() => widened() !== undefined, 15_000), `${policy}: nothing logged`);
+    assert.equal(widened()!.level, "warning");
+    if (policy === "strict") {
+      assert.match(String(widened()!.message.join("")), /reload of cat held/);
+      // Give a wrongly applied reload the time to happen: the old process keeps serving.
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(host.plugins()[0]!.pid, pid);
+      assert.deepEqual(await host.call("cat", "speak", {}), { sound: "meow" });
+      // Reverted, the manifest grants nothing new: the code change reloads.
+      await Deno.writeTextFile(manifest, original);
+    }
+    assert.ok(
+      await waitFor(async () => {
+        const r = await host.call("cat", "speak", {}) as { sound: string };
+        return r.sound === "purr";
+      }, 15_000),
+      `${policy}: the new code never served`,
+    );
+    assert.notEqual(host.plugins()[0]!.pid, pid);
+  }
+});

@@ -40,9 +40,11 @@ import {
   checkModuleGraph,
   type CompiledSandbox,
   compileSandbox,
+  describeWidening,
   type SandboxContext,
   sdkModuleFiles,
   throwIfRefused,
+  widenedGrants,
 } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
 import { type ChangeBatch, PluginWatcher } from "../watch/mod.ts";
@@ -360,6 +362,8 @@ export class PluginHost implements AsyncDisposable {
         ignore: config.watcher.ignore,
         onBatch: (batch) => config.watcher.reload ? host.#onChange(batch) : undefined,
       });
+      // A change made right after start() returns must not be missed.
+      await host.#watcher.ready;
     }
     return host;
   }
@@ -439,6 +443,7 @@ export class PluginHost implements AsyncDisposable {
     let next: Entry;
     try {
       this.#runtime ??= await prepareRuntime(config);
+      if (current && this.#holdsWidening(current, plugin, this.#runtime, paths)) return;
       const policy = effectivePolicy(config, plugin);
       next = { plugin, policy, ...(await this.#launch(plugin, policy, this.#runtime)) };
     } catch (e) {
@@ -461,6 +466,45 @@ export class PluginHost implements AsyncDisposable {
     });
     // In-flight calls on the old version finish (up to the grace period) before it stops.
     if (current) await stopEntry(current);
+  }
+
+  /**
+   * Whether a reload must wait because the new manifest grants more than the running version
+   * has (DESIGN §6): under `security.policy: strict` it is held, logged with the diff, until the
+   * host restarts (an operator's decision) or the change is reverted; `permissive` reloads and
+   * warns.
+   */
+  #holdsWidening(
+    current: Entry,
+    plugin: PluginDescriptor,
+    runtime: HostRuntime,
+    paths: readonly string[],
+  ): boolean {
+    const config = this.config;
+    const sandbox = (p: PluginDescriptor) =>
+      compileSandbox(p, sandboxContext(config, this.configFile, p, runtime));
+    const widened = widenedGrants(current.compiled ?? sandbox(current.plugin), sandbox(plugin));
+    if (widened.length === 0) return false;
+    const fields = {
+      plugin: plugin.name,
+      diff: describeWidening(widened),
+      widened,
+      paths,
+    };
+    if (config.security.policy === "permissive") {
+      log.warning(
+        "plugin {plugin} reloads with wider capabilities: {diff} (security.policy: permissive)",
+        fields,
+      );
+      return false;
+    }
+    log.warning(
+      "reload of {plugin} held: its manifest widens its capabilities: {diff}; the running " +
+        "version keeps serving. Restart the host to grant them, or revert the change " +
+        "(security.policy: strict)",
+      fields,
+    );
+    return true;
   }
 
   async #startAll(ordered: readonly PluginDescriptor[]): Promise<void> {

@@ -43,3 +43,4 @@ export {
   throwIfRefused,
 } from "./sandbox_error.ts";
 export type { CompiledSandbox, Refusal, ResolvedFsGrant, SandboxContext } from "./types.ts";
+export { describeWidening, type WidenedGrant, widenedGrants } from "./widened_grants.ts";

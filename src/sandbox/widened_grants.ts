@@ -1,0 +1,48 @@
+import type { CompiledSandbox } from "./types.ts";
+
+/** One grant the newer sandbox has that the older one did not. */
+export interface WidenedGrant {
+  /** Which kind of grant. */
+  readonly kind: "read" | "write" | "net" | "env" | "process";
+  /** The grant as `plugins inspect` shows it (a path, `host:port`, a name, a command). */
+  readonly grant: string;
+}
+
+function within(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(folder.endsWith("/") ? folder : `${folder}/`);
+}
+
+/**
+ * What `after` grants that `before` did not: the diff a reload must show (and, under
+ * `security.policy: strict`, hold) before a changed manifest gets more than the running
+ * version had. A path is covered by an earlier grant of the same kind on it or on a folder
+ * above it (Deno grants are recursive); the other kinds compare as written. Narrowing and
+ * unchanged grants yield nothing.
+ *
+ * @example
+ * ```ts
+ * const widened = widenedGrants(running.compiled, compileSandbox(plugin, ctx));
+ * if (widened.length > 0) log.warning("widens: {grants}", { grants: widened });
+ * ```
+ */
+export function widenedGrants(
+  before: Pick<CompiledSandbox, "grants">,
+  after: Pick<CompiledSandbox, "grants">,
+): WidenedGrant[] {
+  const out: WidenedGrant[] = [];
+  for (const kind of ["read", "write"] as const) {
+    for (const path of after.grants[kind]) {
+      if (!before.grants[kind].some((old) => within(path, old))) out.push({ kind, grant: path });
+    }
+  }
+  for (const kind of ["net", "env", "process"] as const) {
+    const old = new Set(before.grants[kind]);
+    for (const grant of after.grants[kind]) if (!old.has(grant)) out.push({ kind, grant });
+  }
+  return out;
+}
+
+/** `+read /srv/x, +net api.example.com:443`: a widening as one line for logs. */
+export function describeWidening(widened: readonly WidenedGrant[]): string {
+  return widened.map((w) => `+${w.kind} ${w.grant}`).join(", ");
+}
