@@ -115,9 +115,15 @@ export function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`pidAlive: not a process id: ${pid}`);
   try {
     Deno.kill(pid, "SIGCONT");
-    return true;
   } catch {
     return false;
+  }
+  // A zombie (dead, not yet reaped: an orphan where PID 1 does not reap) takes signals too.
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return Deno.build.os !== "linux";
   }
 }
 

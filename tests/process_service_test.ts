@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PluginCallError, PluginTimeoutError } from "../src/runtime/mod.ts";
+import { findSetsid, PluginCallError, PluginTimeoutError } from "../src/runtime/mod.ts";
 import {
   captureLogs,
   FIXTURE_PLUGINS,
@@ -100,7 +100,7 @@ Deno.test("a host.call timeout cancels the plugin's exec and the host kills the 
   await using home = await homeWithRunner();
   await using host = await home.startHost();
   const pending = host.call("runner", "exec", { command: "/bin/sleep", args: ["30"] }, {
-    timeoutMs: 1500,
+    timeoutMs: 5000,
   }).catch((e) => e);
   let pid = 0;
   assert.ok(
@@ -116,7 +116,9 @@ Deno.test("a host.call timeout cancels the plugin's exec and the host kills the 
   assert.ok(await gone([pid]), `child ${pid} outlived the cancelled call`);
 });
 
-Deno.test("children and their grandchildren die when the plugin stops", async () => {
+Deno.test("children and their grandchildren die when the plugin stops", {
+  ignore: findSetsid() === undefined,
+}, async () => {
   await using home = await homeWithRunner();
   const host = await home.startHost();
   try {
@@ -144,16 +146,16 @@ Deno.test("spawn, kill and wait round-trip; kill needs 'kill: [children]' in the
     const { result } = await host.call("runner", "spawn", {
       command: "/bin/sleep",
       args: ["30"],
-    }) as Outcome<{ pid: number }>;
-    const killed = await host.call("runner", "kill", { pid: result!.pid }) as Outcome<
+    }) as Outcome<{ id: number; pid: number }>;
+    const killed = await host.call("runner", "kill", { id: result!.id }) as Outcome<
       { sent: boolean }
     >;
     assert.equal(killed.result?.sent, true);
-    const waited = await host.call("runner", "wait", { pid: result!.pid }) as Outcome<
+    const waited = await host.call("runner", "wait", { id: result!.id }) as Outcome<
       { signal: string }
     >;
     assert.equal(waited.result?.signal, "SIGTERM");
-    const stranger = await host.call("runner", "kill", { pid: Deno.pid }) as Outcome<unknown>;
+    const stranger = await host.call("runner", "kill", { id: Deno.pid }) as Outcome<unknown>;
     assert.equal(stranger.error?.code, "PROCESS_NOT_FOUND");
   }
   {
@@ -162,8 +164,8 @@ Deno.test("spawn, kill and wait round-trip; kill needs 'kill: [children]' in the
     const { result } = await host.call("runner", "spawn", {
       command: "/bin/sleep",
       args: ["30"],
-    }) as Outcome<{ pid: number }>;
-    const refused = await host.call("runner", "kill", { pid: result!.pid }) as Outcome<unknown>;
+    }) as Outcome<{ id: number; pid: number }>;
+    const refused = await host.call("runner", "kill", { id: result!.id }) as Outcome<unknown>;
     assert.equal(refused.error?.code, "PROCESS_NOT_ALLOWED");
     assert.ok(pidAlive(result!.pid));
   }

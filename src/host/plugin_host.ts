@@ -609,6 +609,8 @@ export class PluginHost implements AsyncDisposable {
             cwd: sandboxCtx.dataDir,
             env: childEnv,
             prefix: childPrefix,
+            processGroups: ctx.setsid !== undefined,
+            forbiddenRoots: [config.dirs.plugins, config.dirs.data],
           });
           const started = PluginProcess.start({
             name: plugin.name,
@@ -625,7 +627,7 @@ export class PluginHost implements AsyncDisposable {
             handlers: processes.handlers,
             onExit: () => processes.close(),
           });
-          started.catch(() => processes.close());
+          started.then(() => processes.open(), () => processes.close());
           return await started;
         },
         onStateChange: (state, detail) =>

@@ -151,10 +151,16 @@ interface FsResult {
   readonly write: Set<string>;
 }
 
+/** Where the compiler's parts report refusals and warnings. */
+interface CompileOut {
+  refuse(r: Refusal): void;
+  warn(w: string): void;
+}
+
 function compileFilesystem(
   plugin: PluginDescriptor,
   ctx: SandboxContext,
-  out: { refuse: (r: Refusal) => void; warn: (w: string) => void },
+  out: CompileOut,
 ): FsResult {
   const realPath = ctx.realPath ?? defaultRealPath;
   const real = (p: string) => normalize(realPath(normalize(resolve(p))));
@@ -289,7 +295,7 @@ interface NetResult {
 function compileNetwork(
   plugin: PluginDescriptor,
   ctx: SandboxContext,
-  out: { refuse: (r: Refusal) => void; warn: (w: string) => void },
+  out: CompileOut,
 ): NetResult {
   const { allow_loopback, allow_link_local, policy } = ctx.config.security;
   const { egress, ingress } = plugin.manifest.capabilities.network;
@@ -356,7 +362,7 @@ function compileNetwork(
 function compileEnv(
   plugin: PluginDescriptor,
   ctx: SandboxContext,
-  out: { refuse: (r: Refusal) => void; warn: (w: string) => void },
+  out: CompileOut,
 ): { env: Record<string, string>; names: string[] } {
   const { magic_cookie_key: cookieKey, magic_cookie_value: cookieValue } =
     plugin.manifest.handshake;
@@ -427,6 +433,77 @@ function compileEnv(
   return { env, names: sortedUnique(names) };
 }
 
+/**
+ * Programs that run whatever their arguments name: a grant of one with a wildcard argument
+ * hands the plugin arbitrary code execution outside the sandbox.
+ */
+const LAUNCHERS = new Set([
+  "sh",
+  "bash",
+  "dash",
+  "zsh",
+  "ksh",
+  "fish",
+  "csh",
+  "tcsh",
+  "busybox",
+  "env",
+  "xargs",
+  "find",
+  "nice",
+  "nohup",
+  "timeout",
+  "stdbuf",
+  "setsid",
+  "setpriv",
+  "sudo",
+  "su",
+  "doas",
+  "chroot",
+  "ssh",
+  "perl",
+  "python",
+  "python3",
+  "ruby",
+  "node",
+  "deno",
+  "bun",
+  "php",
+  "lua",
+  "awk",
+  "gawk",
+  "sed",
+  "make",
+  "git",
+  "watch",
+  "script",
+  "expect",
+  "flock",
+  "strace",
+  "gdb",
+]);
+
+function checkProcess(plugin: PluginDescriptor, strict: boolean, out: CompileOut): void {
+  plugin.manifest.capabilities.process.forEach((cap, i) => {
+    if (!("exec" in cap)) return;
+    const { command, args } = cap.exec;
+    const name = command.slice(command.lastIndexOf("/") + 1).replace(/[0-9.]+$/, "");
+    const wild = args.some((a) => a === "*" || a === "${DATA_DIR}/*");
+    if (!LAUNCHERS.has(name) || !wild) return;
+    const at = `capabilities.process[${i}].exec`;
+    const why =
+      `${command} runs whatever its arguments name, and "*" lets the plugin choose them: ` +
+      "that is any code, outside the sandbox, with the host's rights";
+    if (strict) {
+      out.refuse({
+        at,
+        grant: [command, ...args].join(" "),
+        reason: `${why}; grant the program itself, or spell its arguments out`,
+      });
+    } else out.warn(`${at}: ${why} (allowed: policy permissive)`);
+  });
+}
+
 function describeProcess(plugin: PluginDescriptor): string[] {
   return plugin.manifest.capabilities.process.map((cap) =>
     "exec" in cap
@@ -476,6 +553,7 @@ export function compileSandbox(plugin: PluginDescriptor, ctx: SandboxContext): C
   const fs = compileFilesystem(plugin, ctx, out);
   const net = compileNetwork(plugin, ctx, out);
   const { env, names } = compileEnv(plugin, ctx, out);
+  checkProcess(plugin, ctx.config.security.policy === "strict", out);
   const process = describeProcess(plugin);
 
   const mb = ctx.config.plugins[plugin.name]?.memory_mb ??

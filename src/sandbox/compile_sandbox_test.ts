@@ -747,6 +747,34 @@ Deno.test("compileSandbox() lists process capabilities as text and never as flag
   assert.ok(!c.argv.some((a) => a.includes("run=") || a.includes("rsync")));
 });
 
+Deno.test("compileSandbox() refuses a launcher (shell, env, ssh, ...) with a wildcard argument (strict) and warns (permissive)", async (t) => {
+  await using host = await makeHost();
+  const manifest = {
+    capabilities: {
+      process: [
+        { exec: { command: "/bin/sh", args: ["-c", "*"] } },
+        { exec: { command: "/usr/bin/python3.12", args: ["${DATA_DIR}/*"] } },
+        // Spelled out, a shell line is just that line; rsync is not a launcher.
+        { exec: { command: "/bin/sh", args: ["-c", "date"] } },
+        { exec: { command: "/usr/bin/rsync", args: ["-a", "*", "*"] } },
+      ],
+    },
+  };
+  await t.step("strict", async () => {
+    const c = await compile(host, manifest);
+    assert.deepEqual(c.refusals.map((r) => r.at), [
+      "capabilities.process[0].exec",
+      "capabilities.process[1].exec",
+    ]);
+    assert.match(c.refusals[0]!.reason, /runs whatever its arguments name/);
+  });
+  await t.step("permissive", async () => {
+    const c = await compile(host, manifest, { security: { policy: "permissive" } });
+    assert.deepEqual(c.refusals, []);
+    assert.equal(c.warnings.filter((w) => /runs whatever its arguments name/.test(w)).length, 2);
+  });
+});
+
 // ---------------------------------------------------------------------------- end to end
 
 Deno.test("compileSandbox() output, run by Deno, grants exactly what it lists", async () => {

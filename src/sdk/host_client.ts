@@ -1,8 +1,10 @@
 import { PlugsconcError } from "../errors/mod.ts";
 import { type JsonRpcPeer, RpcRemoteError } from "../rpc/mod.ts";
 
-/** How a child ended, with its output (at most 1 MiB of each stream is kept). */
+/** How a child ended, with its output (the host keeps at most 1 MiB of each stream). */
 export interface ProcessResult {
+  /** The host's id of the child (what `wait` and `kill` take). */
+  readonly id: number;
   readonly pid: number;
   /** Exit code, `null` when a signal ended it. */
   readonly code: number | null;
@@ -19,6 +21,8 @@ export interface ProcessResult {
 
 /** A child of this plugin, as {@linkcode ProcessClient.list} shows it. */
 export interface ChildInfo {
+  /** The host's id of the child. */
+  readonly id: number;
   readonly pid: number;
   readonly command: string;
   readonly args: readonly string[];
@@ -43,12 +47,14 @@ export type ChildSignal = typeof CHILD_SIGNALS[number];
 /**
  * The host's process service. A plugin has no `--allow-run`: the host runs a command for it
  * only when the manifest's `capabilities.process` grants that exact path and arguments (`*`
- * is one argument not starting with `-`). Children run in the plugin's data folder with only
+ * is one argument not starting with `-`, `+` or `@` and without `:`; `${DATA_DIR}/*` a path
+ * inside the data folder). Children run in the plugin's data folder with only
  * `PATH`, `HOME` and the plugin's declared env, and are killed when the plugin stops.
  */
 export interface ProcessClient {
   /**
-   * Runs `command` to completion. Cancelling the handler's call (or `signal`) kills it.
+   * Runs `command` to completion. Cancelling the handler's call (or `signal`) kills it; the
+   * promise then rejects with the SDK's `RpcError` `RPC_CANCELLED`.
    *
    * @throws {HostServiceError} `PROCESS_NOT_ALLOWED`, `PROCESS_TIMEOUT`, `PROCESS_CANCELLED`,
    *   `PROCESS_SPAWN_FAILED`, `PROCESS_LIMIT`, `PROCESS_INVALID_PARAMS`
@@ -58,18 +64,21 @@ export interface ProcessClient {
     args?: readonly string[],
     options?: { stdin?: string; timeoutMs?: number; signal?: AbortSignal },
   ): Promise<ProcessResult>;
-  /** Starts `command` in the background; {@linkcode ProcessClient.wait} collects it. */
+  /**
+   * Starts `command` in the background and returns the host's id for it;
+   * {@linkcode ProcessClient.wait} collects it.
+   */
   spawn(
     command: string,
     args?: readonly string[],
     options?: { stdin?: string },
-  ): Promise<{ pid: number }>;
-  /** Waits for a child started by `spawn` and forgets it. */
-  wait(pid: number, options?: { signal?: AbortSignal }): Promise<ProcessResult>;
+  ): Promise<{ id: number; pid: number }>;
+  /** Waits for a child started by `spawn` (by its id) and forgets it. */
+  wait(id: number, options?: { signal?: AbortSignal }): Promise<ProcessResult>;
   /** This plugin's children not yet waited for. */
   list(): Promise<readonly ChildInfo[]>;
-  /** Signals a child of this plugin (needs `kill: [children]` in the manifest). */
-  kill(pid: number, signal?: ChildSignal): Promise<{ sent: boolean }>;
+  /** Signals a child of this plugin, by id (needs `kill: [children]` in the manifest). */
+  kill(id: number, signal?: ChildSignal): Promise<{ sent: boolean }>;
 }
 
 /** Calls into services the host offers plugins (`host/<service>.<op>`). */
@@ -133,7 +142,8 @@ export function makeHostClient(peer: JsonRpcPeer, signal?: AbortSignal): HostCli
     peer.request(method, params, { signal: opts?.signal ?? signal }).catch(fromRemote);
   return {
     request: (method, params, options) =>
-      peer.request(method, params, { signal, ...options }).catch(fromRemote),
+      peer.request(method, params, { ...options, signal: options?.signal ?? signal })
+        .catch(fromRemote),
     process: {
       exec: (command, args = [], o = {}) =>
         request("host/process.exec", {
@@ -147,12 +157,12 @@ export function makeHostClient(peer: JsonRpcPeer, signal?: AbortSignal): HostCli
           command,
           args,
           ...(o.stdin === undefined ? {} : { stdin: o.stdin }),
-        }) as Promise<{ pid: number }>,
-      wait: (pid, o) => request("host/process.wait", { pid }, o) as Promise<ProcessResult>,
+        }) as Promise<{ id: number; pid: number }>,
+      wait: (id, o) => request("host/process.wait", { id }, o) as Promise<ProcessResult>,
       list: async () =>
         ((await request("host/process.list", {})) as { children: ChildInfo[] }).children,
-      kill: (pid, sig = "SIGTERM") =>
-        request("host/process.kill", { pid, signal: sig }) as Promise<{ sent: boolean }>,
+      kill: (id, sig = "SIGTERM") =>
+        request("host/process.kill", { id, signal: sig }) as Promise<{ sent: boolean }>,
     },
   };
 }
