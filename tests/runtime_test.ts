@@ -482,14 +482,26 @@ Deno.test("a handler's ctx.log records carry the caller's log context (e.g. an H
   {
     await using home = await homeWith();
     await using host = await home.startHost();
-    await withContext(
-      { requestId: "req-7" },
-      () => host.call("behave", "log", { level: "info", message: "inside the request" }),
-    );
+    await withContext({ requestId: "req-7" }, async () => {
+      await host.call("behave", "log", { level: "info", message: "inside the request" });
+      await host.call("behave", "consoleLater", { text: "console inside the request" });
+    });
     await host.call("behave", "log", { level: "info", message: "outside any request" });
-    const find = (text: string) => records.find((r) => String(r.properties.message).includes(text));
+    await host.call("behave", "consoleLater", { text: "console outside any request" });
+    const find = (text: string) =>
+      records.find((r) =>
+        r.properties.source !== "console" && String(r.properties.message).includes(text)
+      );
     assert.ok(await waitFor(() => !!find("inside") && !!find("outside"), 3000));
     assert.equal(find("inside the request")!.properties.requestId, "req-7");
     assert.equal(find("outside any request")!.properties.requestId, undefined);
+    // console.* inside the handler (after an await) belongs to its call too.
+    const consoled = (text: string) =>
+      records.find((r) =>
+        r.properties.source === "console" && String(r.properties.message).includes(text)
+      );
+    assert.ok(await waitFor(() => !!consoled("inside") && !!consoled("outside"), 3000));
+    assert.equal(consoled("inside the request")!.properties.requestId, "req-7");
+    assert.equal(consoled("outside any request")!.properties.requestId, undefined);
   }
 });

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { JsonRpcPeer, type RpcHandlerContext, type RpcId } from "../rpc/mod.ts";
 import { DEFAULT_HANDSHAKE, PROTOCOL_VERSION } from "./handshake.ts";
 import { type HostClient, makeHostClient } from "./host_client.ts";
@@ -59,6 +60,8 @@ export interface ServeOptions {
 }
 
 const encoder = new TextEncoder();
+/** The id of the call whose handler is running (across its awaits), for console records. */
+const currentRequest = new AsyncLocalStorage<RpcId>();
 
 function writeAllSync(bytes: Uint8Array): void {
   let off = 0;
@@ -119,8 +122,10 @@ export function serve(options: ServeOptions): Promise<void> {
 
   // `request`: the id of the call a handler's record belongs to, so that the host can give
   // it the call's context (the HTTP gateway's request id, ...).
-  const makeLogger = (extra: Record<string, unknown>, request?: unknown): PluginLogger => {
+  // Without an explicit `request` (console output), the call whose handler is running.
+  const makeLogger = (extra: Record<string, unknown>, explicit?: unknown): PluginLogger => {
     const log = (level: PluginLogLevel, message: string, fields?: Record<string, unknown>) => {
+      const request = explicit ?? currentRequest.getStore();
       const params = { level, message, fields: { ...extra, ...fields } };
       void peer.notify("$/log", request === undefined ? params : { ...params, request });
     };
@@ -181,13 +186,14 @@ export function serve(options: ServeOptions): Promise<void> {
     peer.handle(name, (params, rpc: RpcHandlerContext) => {
       const signal = AbortSignal.any([rpc.signal, shutdown.signal]);
       try {
-        const result = handler(params, {
-          signal,
-          id: rpc.id,
-          method: rpc.method,
-          log: makeLogger({ method: rpc.method }, rpc.id),
-          host: makeHostClient(peer, signal),
-        });
+        const result = currentRequest.run(rpc.id, () =>
+          handler(params, {
+            signal,
+            id: rpc.id,
+            method: rpc.method,
+            log: makeLogger({ method: rpc.method }, rpc.id),
+            host: makeHostClient(peer, signal),
+          }));
         return result instanceof Promise ? result.catch(withErrorName) : result;
       } catch (e) {
         withErrorName(e);
