@@ -444,3 +444,35 @@ Deno.test("`run` refuses a non-loopback listen without a token before any plugin
     /^error \[SERVER_INSECURE\]: refusing to serve plugin calls on 0\.0\.0\.0:0 without a token/,
   );
 });
+
+Deno.test("`new plugin` writes a plugin that runs, and refuses a bad name or an existing folder", async () => {
+  await using home = await makeHome({ watcher: { enabled: false } });
+  const io = memoryIo();
+  assert.equal(
+    await runCli(["--config", home.configPath, "new", "plugin", "hello"], io),
+    0,
+    io.stderr,
+  );
+  assert.match(io.stdout, new RegExp(`created ${join(home.pluginsDir, "hello")}\n`));
+  const call = memoryIo();
+  assert.equal(
+    await runCli(["--config", home.configPath, "call", "hello", "greet", '{"name":"ada"}'], call),
+    0,
+    call.stderr,
+  );
+  assert.deepEqual(JSON.parse(call.stdout), { greeting: "hello, ada" });
+  const main = join(home.pluginsDir, "hello", "main.ts");
+  const before = await Deno.readTextFile(main);
+  await Deno.writeTextFile(main, before + "// mine\n");
+  const again = memoryIo();
+  assert.equal(await runCli(["--config", home.configPath, "new", "plugin", "hello"], again), 2);
+  assert.match(again.stderr, /error \[USAGE\]: .*hello already exists/);
+  assert.equal(
+    await Deno.readTextFile(main),
+    before + "// mine\n",
+    "the existing plugin is untouched",
+  );
+  const bad = memoryIo();
+  assert.equal(await runCli(["--config", home.configPath, "new", "plugin", "../up"], bad), 2);
+  assert.match(bad.stderr, /"\.\.\/up" is not a plugin name/);
+});

@@ -6,6 +6,7 @@ import { EXIT, exitCodeFor, formatError } from "./exit_codes.ts";
 import type { CliIo } from "./io.ts";
 import { registerCall } from "./call.ts";
 import { registerLogs } from "./logs.ts";
+import { registerNew } from "./new_plugin.ts";
 import { registerPlugins } from "./plugins.ts";
 import { registerRun } from "./run.ts";
 
@@ -38,6 +39,7 @@ export function buildProgram(io: CliIo): Command {
   const logs = registerLogs(program, ctx);
   const config = program.command("config").description("work with config files");
   registerConfigCheck(config, ctx);
+  const create = registerNew(program, ctx);
   for (
     const cmd of [
       program,
@@ -45,6 +47,7 @@ export function buildProgram(io: CliIo): Command {
       ...config.commands,
       ...plugins.commands,
       ...logs.commands,
+      ...create.commands,
     ]
   ) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });

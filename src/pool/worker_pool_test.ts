@@ -452,3 +452,39 @@ Deno.test("metrics add up over a mix of outcomes and are logged at info on stop"
     await reset();
   }
 });
+
+Deno.test("retry delays grow by retryMultiplier from retryDelayMs, capped at maxRetryDelayMs", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { test: (r) => records.push(r) },
+    loggers: [
+      { category: ["plugsconc", "pool"], sinks: ["test"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+  });
+  try {
+    await using pool = new WorkerPool({
+      maxWorkers: 1,
+      maxRetries: 4,
+      retryDelayMs: 2,
+      retryMultiplier: 3,
+      maxRetryDelayMs: 40,
+    });
+    const result = await pool.submit({ module: JOBS, fn: "flaky", input: { succeedOn: 99 } });
+    assert.equal(result.attempts, 5);
+    // A job's own multiplier replaces the pool's.
+    await pool.submit({
+      module: JOBS,
+      fn: "flaky",
+      input: { succeedOn: 99 },
+      maxRetries: 2,
+      retryMultiplier: 1,
+    });
+  } finally {
+    await reset();
+  }
+  const delays = records.filter((r) => r.properties.delay !== undefined)
+    .map((r) => r.properties.delay);
+  assert.deepEqual(delays, [2, 6, 18, 40, 2, 2]);
+});
