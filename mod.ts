@@ -30,6 +30,7 @@ export {
   type HostHealth,
   type InstanceInfo,
   PluginHost,
+  type PluginHostEvents,
   type PluginHostOptions,
   type PluginInfo,
   ProcessServiceError,

@@ -9,6 +9,7 @@ export {
   type HostRuntime,
   type InstanceInfo,
   PluginHost,
+  type PluginHostEvents,
   type PluginHostOptions,
   type PluginInfo,
   prepareRuntime,

@@ -141,6 +141,30 @@ interface Entry extends Partial<Running> {
 
 const log = getLogger(["plugsconc", "host"]);
 
+/** What {@linkcode PluginHost.on} reports, by event name. */
+export interface PluginHostEvents {
+  /** A plugin instance changed state (starting, ready, crashed, backoff, failed, ...). */
+  state: {
+    readonly plugin: string;
+    readonly instance: number;
+    readonly state: PluginState;
+    readonly restarts: number;
+  };
+  /**
+   * The outcome of a change batch of the watcher: a plugin `reloaded`, `started` (a new folder),
+   * `stopped` (its folder removed), `refused` (a bad change: the old version keeps serving) or
+   * `held` (a widening under strict).
+   */
+  change: {
+    readonly plugin: string | undefined;
+    readonly dir: string;
+    readonly outcome: "reloaded" | "started" | "stopped" | "refused" | "held";
+    readonly paths: readonly string[];
+    /** Why it was refused or held. */
+    readonly reason?: string;
+  };
+}
+
 /**
  * The plugin host: discovers plugins, compiles each one's sandbox, verifies its module graph,
  * starts it under supervision (in `depends_on` order) and routes calls to it.
@@ -170,6 +194,10 @@ export class PluginHost implements AsyncDisposable {
    * runtime (restarts, state, health) and the pool; `host.metrics.prometheus()` for text.
    */
   readonly metrics: MetricsRegistry = new MetricsRegistry();
+  readonly #listeners: { [K in keyof PluginHostEvents]: Set<(e: PluginHostEvents[K]) => void> } = {
+    state: new Set(),
+    change: new Set(),
+  };
   readonly #healthFailures = this.metrics.counter(
     "plugsconc_health_check_failures_total",
     "Failed $/health checks.",
@@ -368,6 +396,37 @@ export class PluginHost implements AsyncDisposable {
     return host;
   }
 
+  /**
+   * Calls `listener` on every event of that kind until the returned function is called. A
+   * listener that throws is logged and does not disturb the host or the other listeners.
+   *
+   * @example
+   * ```ts
+   * const off = host.on("state", (e) => console.log(e.plugin, e.state));
+   * host.on("change", (e) => e.outcome === "held" && alert(e.reason));
+   * off();
+   * ```
+   */
+  on<K extends keyof PluginHostEvents>(
+    type: K,
+    listener: (event: PluginHostEvents[K]) => void,
+  ): () => void {
+    const set = this.#listeners[type] as Set<(e: PluginHostEvents[K]) => void>;
+    if (set === undefined) throw new RangeError(`unknown event ${JSON.stringify(type)}`);
+    set.add(listener);
+    return () => void set.delete(listener);
+  }
+
+  #emit<K extends keyof PluginHostEvents>(type: K, event: PluginHostEvents[K]): void {
+    for (const listener of this.#listeners[type] as Set<(e: PluginHostEvents[K]) => void>) {
+      try {
+        listener(event);
+      } catch (error) {
+        log.error("a listener of host event {type} threw: {error}", { type, error });
+      }
+    }
+  }
+
   /** The folder being watched for changes, if any. */
   get watchedFolder(): string | undefined {
     return this.#watcher?.root;
@@ -402,9 +461,12 @@ export class PluginHost implements AsyncDisposable {
         });
         this.#entries.delete(current.plugin.name);
         await stopEntry(current);
+        this.#emit("change", { plugin: current.plugin.name, dir, outcome: "stopped", paths });
       }
       return;
     }
+    const refused = (name: string | undefined, reason: string) =>
+      this.#emit("change", { plugin: name, dir, outcome: "refused", paths, reason });
     let plugin: PluginDescriptor;
     try {
       plugin = await loadManifest(batch.dir);
@@ -415,6 +477,7 @@ export class PluginHost implements AsyncDisposable {
         error: e instanceof Error ? e.message : String(e),
         keeping: current ? `the running ${current.plugin.name} keeps serving` : "nothing started",
       });
+      refused(current?.plugin.name, e instanceof Error ? e.message : String(e));
       return;
     }
     const config = this.config;
@@ -438,12 +501,17 @@ export class PluginHost implements AsyncDisposable {
         other: clash.plugin.dir,
         paths,
       });
+      refused(plugin.name, `plugin name ${plugin.name} is already used by ${clash.plugin.dir}`);
       return;
     }
     let next: Entry;
     try {
       this.#runtime ??= await prepareRuntime(config);
-      if (current && this.#holdsWidening(current, plugin, this.#runtime, paths)) return;
+      const held = current && this.#holdsWidening(current, plugin, this.#runtime, paths);
+      if (held) {
+        this.#emit("change", { plugin: plugin.name, dir, outcome: "held", paths, reason: held });
+        return;
+      }
       const policy = effectivePolicy(config, plugin);
       next = { plugin, policy, ...(await this.#launch(plugin, policy, this.#runtime)) };
     } catch (e) {
@@ -453,6 +521,7 @@ export class PluginHost implements AsyncDisposable {
         error: e instanceof Error ? e.message : String(e),
         keeping: current ? "the old version keeps serving" : "it is not started",
       });
+      refused(plugin.name, e instanceof Error ? e.message : String(e));
       return;
     }
     if (current && current.plugin.name !== plugin.name) this.#entries.delete(current.plugin.name);
@@ -466,11 +535,17 @@ export class PluginHost implements AsyncDisposable {
     });
     // In-flight calls on the old version finish (up to the grace period) before it stops.
     if (current) await stopEntry(current);
+    this.#emit("change", {
+      plugin: plugin.name,
+      dir,
+      outcome: current ? "reloaded" : "started",
+      paths,
+    });
   }
 
   /**
-   * Whether a reload must wait because the new manifest grants more than the running version
-   * has (DESIGN §6): under `security.policy: strict` it is held, logged with the diff, until the
+   * Why a reload must wait, if it must: the new manifest grants more than the running version
+   * has (DESIGN §6). Under `security.policy: strict` it is held, logged with the diff, until the
    * host restarts (an operator's decision) or the change is reverted; `permissive` reloads and
    * warns.
    */
@@ -479,12 +554,12 @@ export class PluginHost implements AsyncDisposable {
     plugin: PluginDescriptor,
     runtime: HostRuntime,
     paths: readonly string[],
-  ): boolean {
+  ): string | undefined {
     const config = this.config;
     const sandbox = (p: PluginDescriptor) =>
       compileSandbox(p, sandboxContext(config, this.configFile, p, runtime));
     const widened = widenedGrants(current.compiled ?? sandbox(current.plugin), sandbox(plugin));
-    if (widened.length === 0) return false;
+    if (widened.length === 0) return undefined;
     const fields = {
       plugin: plugin.name,
       diff: describeWidening(widened),
@@ -496,7 +571,7 @@ export class PluginHost implements AsyncDisposable {
         "plugin {plugin} reloads with wider capabilities: {diff} (security.policy: permissive)",
         fields,
       );
-      return false;
+      return undefined;
     }
     log.warning(
       "reload of {plugin} held: its manifest widens its capabilities: {diff}; the running " +
@@ -504,7 +579,7 @@ export class PluginHost implements AsyncDisposable {
         "(security.policy: strict)",
       fields,
     );
-    return true;
+    return `its manifest widens its capabilities: ${fields.diff}`;
   }
 
   async #startAll(ordered: readonly PluginDescriptor[]): Promise<void> {
@@ -630,13 +705,20 @@ export class PluginHost implements AsyncDisposable {
           started.then(() => processes.open(), () => processes.close());
           return await started;
         },
-        onStateChange: (state, detail) =>
+        onStateChange: (state, detail) => {
           log.info("plugin {plugin} is {state}", {
             plugin: plugin.name,
             ...(policy.instances > 1 ? { instance: index } : {}),
             state,
             restarts: detail.restarts,
-          }),
+          });
+          this.#emit("state", {
+            plugin: plugin.name,
+            instance: index,
+            state,
+            restarts: detail.restarts,
+          });
+        },
       });
     const supervisors = Array.from({ length: policy.instances }, (_, i) => makeSupervisor(i));
     const started = await Promise.allSettled(supervisors.map((s) => s.start()));
