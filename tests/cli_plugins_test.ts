@@ -247,10 +247,24 @@ Deno.test("`plugins inspect` runs the module-graph check: its files, or the impo
   assert.equal(await runCli(["--config", home.configPath, "plugins", "inspect", "dog"], text), 0);
   assert.match(text.stdout, /module graph: REFUSED \(MODULE_OUTSIDE_PLUGIN\)\n/);
   assert.ok(text.stdout.includes(home.configPath), text.stdout);
-  assert.match(text.stdout, /^verdict: refused \(its module graph: MODULE_OUTSIDE_PLUGIN\)$/m);
+  assert.match(text.stdout, /^verdict: refused \(its code: MODULE_OUTSIDE_PLUGIN\)$/m);
   const json = memoryIo();
   await runCli(["--config", home.configPath, "plugins", "inspect", "dog", "--json"], json);
   assert.equal(JSON.parse(json.stdout).module_graph.error.code, "MODULE_OUTSIDE_PLUGIN");
+  // A checksum that does not match: refused the way a start would be.
+  const behave = join(home.pluginsDir, "behave/manifest.yaml");
+  await Deno.writeTextFile(
+    behave,
+    (await Deno.readTextFile(behave)) + `security: { checksum: "sha256:${"0".repeat(64)}" }\n`,
+  );
+  const sum = memoryIo();
+  assert.equal(await runCli(["--config", home.configPath, "plugins", "inspect", "behave"], sum), 0);
+  assert.match(sum.stdout, /^checksum: +REFUSED \(CHECKSUM_MISMATCH\)$/m);
+  assert.match(sum.stdout, /^verdict: refused \(its code: CHECKSUM_MISMATCH\)$/m);
+  assert.match(
+    io.stdout,
+    /^checksum: +none \(unsigned; the code hashes to sha256:[0-9a-f]{64}\)$/m,
+  );
 });
 
 Deno.test("`run` prints the plugin table and, when its signal aborts, stops every plugin and exits 0", async () => {
@@ -454,6 +468,7 @@ Deno.test("`new plugin` writes a plugin that runs, and refuses a bad name or an 
     io.stderr,
   );
   assert.match(io.stdout, new RegExp(`created ${join(home.pluginsDir, "hello")}\n`));
+  assert.ok(io.stdout.includes(`--config ${JSON.stringify(home.configPath)} call hello greet`));
   const call = memoryIo();
   assert.equal(
     await runCli(["--config", home.configPath, "call", "hello", "greet", '{"name":"ada"}'], call),
@@ -472,6 +487,11 @@ Deno.test("`new plugin` writes a plugin that runs, and refuses a bad name or an 
     before + "// mine\n",
     "the existing plugin is untouched",
   );
+  // The name is taken by a plugin in a folder of another name.
+  await Deno.rename(join(home.pluginsDir, "hello"), join(home.pluginsDir, "greeter"));
+  const taken = memoryIo();
+  assert.equal(await runCli(["--config", home.configPath, "new", "plugin", "hello"], taken), 2);
+  assert.match(taken.stderr, /plugin hello already exists in .*greeter/);
   const bad = memoryIo();
   assert.equal(await runCli(["--config", home.configPath, "new", "plugin", "../up"], bad), 2);
   assert.match(bad.stderr, /"\.\.\/up" is not a plugin name/);

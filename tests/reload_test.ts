@@ -118,9 +118,10 @@ Deno.test("a reload that widens capabilities is held under strict (logged with t
     const original = await Deno.readTextFile(manifest);
     const main = join(dir, "main.ts");
     const code = await Deno.readTextFile(main);
-    // New code that needs the new grant, and the grant.
-    await Deno.writeTextFile(main, code.replace('"meow"', '"purr"'));
+    // The grant, and new code that needs it (the manifest first: if the two writes land in two
+    // batches, the code alone must not reload before the manifest is seen).
     await Deno.writeTextFile(manifest, widen(original));
+    await Deno.writeTextFile(main, code.replace('"meow"', '"purr"'));
     const widened = () =>
       logs.records.find((r) => r.properties.diff === "+net api.example.com:443");
     assert.ok(await waitFor(() => widened() !== undefined, 15_000), `${policy}: nothing logged`);
@@ -144,3 +145,88 @@ Deno.test("a reload that widens capabilities is held under strict (logged with t
     assert.notEqual(host.plugins()[0]!.pid, pid);
   }
 });
+
+Deno.test("under strict, removing and re-adding a plugin, a bigger heap or a rename cannot get around the hold", async () => {
+  await using home = await makeHome(WATCH);
+  const dir = await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await using host = await home.startHost();
+  const changes: { outcome: string; plugin?: string; reason?: string }[] = [];
+  host.on("change", (e) => void changes.push(e));
+  const waitOutcome = async (outcome: string, n: number) => {
+    assert.ok(
+      await waitFor(() => changes.filter((c) => c.outcome === outcome).length >= n, 15_000),
+      `no ${outcome} #${n}: ${JSON.stringify(changes)}`,
+    );
+    return changes.filter((c) => c.outcome === outcome)[n - 1]!;
+  };
+  const manifest = join(dir, "manifest.yaml");
+  const original = await Deno.readTextFile(manifest);
+  // Removed: the plugin stops.
+  await Deno.remove(manifest);
+  await waitOutcome("stopped", 1);
+  // Back with a network grant: compared with what it last ran with, so held.
+  await Deno.writeTextFile(
+    manifest,
+    original +
+      "capabilities:\n  network:\n    egress: [{ hosts: [api.example.com], ports: [443] }]\n",
+  );
+  assert.match((await waitOutcome("held", 1)).reason!, /\+net api\.example\.com:443/);
+  assert.equal(host.plugins().find((p) => p.name === "cat"), undefined, "cat did not start");
+  // Back as it was: it starts.
+  await Deno.writeTextFile(manifest, original);
+  await waitOutcome("started", 1);
+  // A bigger heap is more than it had.
+  await Deno.writeTextFile(manifest, original.replace("memory_mb: 64", "memory_mb: 4096"));
+  assert.match((await waitOutcome("held", 2)).reason!, /\+memory 4096 MB \(was 64 MB\)/);
+  // Another name would take another plugin's host config.
+  await Deno.writeTextFile(manifest, original.replace("name: cat", "name: lion"));
+  assert.match((await waitOutcome("held", 3)).reason!, /renamed from cat/);
+  assert.deepEqual(host.plugins().map((p) => [p.name, p.state]), [["cat", "ready"]]);
+  assert.deepEqual(await host.call("cat", "speak", {}), { sound: "meow" });
+});
+
+Deno.test(
+  "two new folders claiming one plugin name at once: one starts, one is refused, no process is left untracked",
+  {
+    ignore: Deno.build.os !== "linux",
+  },
+  async () => {
+    await using home = await makeHome(WATCH);
+    await using host = await home.startHost();
+    const outcomes: string[] = [];
+    host.on("change", (e) => void outcomes.push(e.outcome));
+    await Promise.all(["a", "b"].map((as) => home.addPlugin(join(SAMPLE_PLUGINS, "cat"), { as })));
+    // Both folders now say "name: cat" (addPlugin renamed the folders, not the plugins).
+    for (const as of ["a", "b"]) {
+      const manifest = join(home.pluginsDir, as, "manifest.yaml");
+      await Deno.writeTextFile(
+        manifest,
+        (await Deno.readTextFile(manifest)).replace(`name: ${as}`, "name: cat"),
+      );
+    }
+    assert.ok(
+      await waitFor(() => outcomes.includes("started") && outcomes.includes("refused"), 15_000),
+      JSON.stringify(outcomes),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const tracked = host.plugins().map((p) => p.pid);
+    assert.equal(tracked.length, 1);
+    const running: number[] = [];
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      const cmd = (() => {
+        try {
+          return Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+        } catch {
+          return "";
+        }
+      })();
+      if (cmd.includes(`${home.pluginsDir}/`) && cmd.includes("main.ts")) {
+        running.push(
+          Number(e.name),
+        );
+      }
+    }
+    assert.deepEqual(running, tracked, "every plugin process is one the host knows");
+  },
+);

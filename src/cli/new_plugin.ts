@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { join } from "node:path";
 import { loadConfig } from "../config/mod.ts";
-import { loadManifest, MANIFEST_FILE, PLUGIN_NAME } from "../manifest/mod.ts";
+import { discoverPlugins, loadManifest, MANIFEST_FILE, PLUGIN_NAME } from "../manifest/mod.ts";
+import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { UsageError } from "./exit_codes.ts";
 import { setupCommandLogging } from "./host_logging.ts";
@@ -26,12 +27,10 @@ resources: { memory_mb: 64, timeout_ms: 5000 }
 `;
 }
 
-function mainText(name: string): string {
+function mainText(): string {
   return `import { serve } from "plugsconc/sdk";
 
 serve({
-  name: "${name}",
-  version: "0.1.0",
   methods: {
     greet({ name }: { name?: string } = {}, ctx) {
       ctx.log.info("greeting", { name }); // a structured record in the host's logs
@@ -64,6 +63,14 @@ export function registerNew(program: Command, ctx: CliContext): Command {
       await using _logging = await setupCommandLogging(loaded, globals.verbose);
       const dir = join(loaded.config.dirs.plugins, name);
       await Deno.mkdir(loaded.config.dirs.plugins, { recursive: true });
+      // Another folder may already hold a plugin of that name (folder names are free).
+      const { plugins } = await discoverPlugins(loaded.config.dirs.plugins, {
+        hostVersion: VERSION,
+      });
+      const taken = plugins.find((p) => p.name === name);
+      if (taken !== undefined) {
+        throw new UsageError(`plugin ${name} already exists in ${taken.dir}; choose another name`);
+      }
       try {
         // Never over an existing folder: it may hold someone's plugin.
         await Deno.mkdir(dir);
@@ -74,12 +81,14 @@ export function registerNew(program: Command, ctx: CliContext): Command {
         throw e;
       }
       await Deno.writeTextFile(join(dir, MANIFEST_FILE), manifestText(name), { createNew: true });
-      await Deno.writeTextFile(join(dir, "main.ts"), mainText(name), { createNew: true });
+      await Deno.writeTextFile(join(dir, "main.ts"), mainText(), { createNew: true });
       // What we wrote must be a valid plugin; a failure here is a bug in the templates.
       await loadManifest(dir);
+      const config = globals.configExplicit ? ` --config ${JSON.stringify(globals.config)}` : "";
       ctx.io.out(
         `created ${dir}\n  ${MANIFEST_FILE}\n  main.ts\n` +
-          `try it: deno task cli call ${name} greet '{"name":"ada"}'\n`,
+          `try it: plugsconc${config} call ${name} greet '{"name":"ada"}'` +
+          " (from the repository: deno task cli ...)\n",
       );
     });
   return create;

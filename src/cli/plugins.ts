@@ -1,6 +1,8 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config/mod.ts";
 import { errorToJSON } from "../errors/mod.ts";
+import { assertVerified, verifyPlugin, type VerifyStatus } from "../integrity/mod.ts";
+import { WorkerPool } from "../pool/mod.ts";
 import { prepareRuntime, sandboxContext } from "../host/mod.ts";
 import { discoverPlugins } from "../manifest/mod.ts";
 import { PluginNotFoundError } from "../runtime/mod.ts";
@@ -122,9 +124,25 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
         allowed: runtime.sdkFiles,
         denoDir: sandboxCtx.denoCacheDir,
       }).then(
-        (g) => ({ ok: true as const, files: g.files.filter((f) => !runtime.sdkFiles.has(f)) }),
+        (g) => ({
+          ok: true as const,
+          all: g.files,
+          files: g.files.filter((f) => !runtime.sdkFiles.has(f)),
+        }),
         (error: unknown) => ({ ok: false as const, error }),
       );
+      // And the checksum check, as before every spawn (only when the graph could be built).
+      let checksum: CheckOutcome<{ status: VerifyStatus; actual: string }> | undefined;
+      if (graph.ok) {
+        await using pool = new WorkerPool({ maxWorkers: 1 });
+        checksum = await verifyPlugin(pool, plugin, graph.all)
+          .then((r) => {
+            assertVerified(r, { required: config.security.require_checksums });
+            return { ok: true as const, status: r.status, actual: r.actual };
+          })
+          .catch((error: unknown) => ({ ok: false as const, error }));
+      }
+      const failed = !graph.ok ? graph.error : checksum?.ok === false ? checksum.error : undefined;
       if (opts.json) {
         ctx.io.out(
           JSON.stringify(
@@ -138,6 +156,11 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
               warnings: compiled.warnings,
               refusals: withLinks.refusals,
               module_graph: graph.ok ? { files: graph.files } : { error: errorToJSON(graph.error) },
+              checksum: checksum === undefined
+                ? null
+                : checksum.ok
+                ? { status: checksum.status, actual: checksum.actual }
+                : { error: errorToJSON(checksum.error) },
               grants: compiled.grants,
               policy: effectivePolicy(config, plugin),
             },
@@ -159,14 +182,30 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
           }\n` +
           `  depends on:  ${m.depends_on.join(", ") || "-"}\n` +
           `  deno:        ${runtime.denoBin}\n\n` +
-          explainGraph(graph) + "\n\n" +
-          explainSandbox(withLinks, { moduleGraph: graph.ok ? null : codeOf(graph.error) }) +
+          explainGraph(graph) + "\n" + explainChecksum(checksum) + "\n\n" +
+          explainSandbox(withLinks, { code: failed === undefined ? null : codeOf(failed) }) +
           "\n\ncall policy:\n" +
           explainPolicy(effectivePolicy(config, plugin)).trimEnd().replace(/^/gm, "  ") + "\n",
       );
     });
   registerChecksumCommands(plugins, ctx);
   return plugins;
+}
+
+type CheckOutcome<T> = ({ ok: true } & T) | { ok: false; error: unknown };
+
+function explainChecksum(
+  checksum: CheckOutcome<{ status: VerifyStatus; actual: string }> | undefined,
+): string {
+  if (checksum === undefined) return "checksum:     not checked (no module graph)";
+  if (!checksum.ok) {
+    const e = checksum.error as { message?: unknown };
+    return `checksum:     REFUSED (${codeOf(checksum.error)})\n` +
+      String(e.message ?? e).replace(/^/gm, "  ");
+  }
+  return checksum.status === "ok"
+    ? `checksum:     ok, sha256:${checksum.actual}`
+    : `checksum:     none (unsigned; the code hashes to sha256:${checksum.actual})`;
 }
 
 /** The module-graph part of `plugins inspect`: the plugin's own files, or why it is refused. */
@@ -184,5 +223,5 @@ function explainGraph(
 
 function codeOf(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : "MODULE_GRAPH";
+  return typeof code === "string" ? code : "INTERNAL";
 }

@@ -186,6 +186,10 @@ export class PluginHost implements AsyncDisposable {
   #stopping: Promise<void> | undefined;
   #runtime: HostRuntime | undefined;
   #watcher: PluginWatcher | undefined;
+  #started: Promise<void> = Promise.resolve();
+  /** The sandbox each plugin name last started with: the baseline of a later reload. */
+  readonly #approved = new Map<string, CompiledSandbox>();
+  #changes: Promise<void> = Promise.resolve();
   readonly #pool: WorkerPool | undefined;
   #logs: LogStore | undefined;
   readonly #ownsLogs: boolean;
@@ -352,6 +356,42 @@ export class PluginHost implements AsyncDisposable {
   static async start(options: PluginHostOptions = {}): Promise<PluginHost> {
     const loaded = await loadHostConfig(options);
     const config = loaded.config;
+    // Watching starts before discovery: an edit made while plugins start is reloaded after.
+    const watch = options.watch ?? (options.only === undefined && config.watcher.enabled);
+    let host: PluginHost | undefined;
+    const early: ChangeBatch[] = [];
+    const watcher = watch
+      ? new PluginWatcher({
+        root: config.dirs.plugins,
+        debounceMs: config.watcher.debounce_ms,
+        ignore: config.watcher.ignore,
+        onBatch: (batch) => {
+          if (!config.watcher.reload) return undefined;
+          if (host === undefined) return void early.push(batch);
+          return host.#queueChange(batch);
+        },
+      })
+      : undefined;
+    try {
+      await watcher?.ready;
+      host = await PluginHost.#create(loaded, options);
+    } catch (e) {
+      await watcher?.close();
+      throw e;
+    }
+    host.#watcher = watcher;
+    try {
+      await host.#started;
+    } catch (e) {
+      await host.stop();
+      throw e;
+    }
+    for (const batch of early) void host.#queueChange(batch);
+    return host;
+  }
+
+  static async #create(loaded: LoadedConfig, options: PluginHostOptions): Promise<PluginHost> {
+    const config = loaded.config;
     const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
     const allowed = config.security.allowed_plugins;
     const enabled = discovery.plugins.filter((p) => {
@@ -381,19 +421,19 @@ export class PluginHost implements AsyncDisposable {
       });
     }
     const host = new PluginHost(loaded, discovery, entries, options.logStore);
-    await host.#startAll(ordered);
-    const watch = options.watch ?? (options.only === undefined && config.watcher.enabled);
-    if (watch) {
-      host.#watcher = new PluginWatcher({
-        root: config.dirs.plugins,
-        debounceMs: config.watcher.debounce_ms,
-        ignore: config.watcher.ignore,
-        onBatch: (batch) => config.watcher.reload ? host.#onChange(batch) : undefined,
-      });
-      // A change made right after start() returns must not be missed.
-      await host.#watcher.ready;
-    }
+    host.#started = host.#startAll(ordered);
+    // Change batches wait for the start, then run one at a time: two folders claiming one
+    // name, or a reload racing a removal, are decided in order.
+    host.#changes = host.#started.catch(() => {});
     return host;
+  }
+
+  #queueChange(batch: ChangeBatch): Promise<void> {
+    const run = this.#changes.then(() => this.#onChange(batch));
+    this.#changes = run.catch((error) =>
+      log.error("change batch for {dir} failed: {error}", { dir: batch.dir, error })
+    );
+    return this.#changes;
   }
 
   /**
@@ -507,7 +547,7 @@ export class PluginHost implements AsyncDisposable {
     let next: Entry;
     try {
       this.#runtime ??= await prepareRuntime(config);
-      const held = current && this.#holdsWidening(current, plugin, this.#runtime, paths);
+      const held = this.#holdsWidening(current, plugin, this.#runtime, paths);
       if (held) {
         this.#emit("change", { plugin: plugin.name, dir, outcome: "held", paths, reason: held });
         return;
@@ -550,7 +590,7 @@ export class PluginHost implements AsyncDisposable {
    * warns.
    */
   #holdsWidening(
-    current: Entry,
+    current: Entry | undefined,
     plugin: PluginDescriptor,
     runtime: HostRuntime,
     paths: readonly string[],
@@ -558,14 +598,22 @@ export class PluginHost implements AsyncDisposable {
     const config = this.config;
     const sandbox = (p: PluginDescriptor) =>
       compileSandbox(p, sandboxContext(config, this.configFile, p, runtime));
-    const widened = widenedGrants(current.compiled ?? sandbox(current.plugin), sandbox(plugin));
-    if (widened.length === 0) return undefined;
-    const fields = {
-      plugin: plugin.name,
-      diff: describeWidening(widened),
-      widened,
-      paths,
-    };
+    const next = sandbox(plugin);
+    // Refused grants are #launch's to report: a restart would not grant them either.
+    if (next.refusals.length > 0) return undefined;
+    // Removed and added again, a plugin is compared with what it last ran with.
+    const baseline = current
+      ? current.compiled ?? sandbox(current.plugin)
+      : this.#approved.get(plugin.name);
+    const renamed = current !== undefined && current.plugin.name !== plugin.name;
+    const widened = baseline ? widenedGrants(baseline, next) : [];
+    if (widened.length === 0 && !renamed) return undefined;
+    const diff = [
+      // Another name means another plugin's host config (env values, memory, timeouts).
+      ...(renamed ? [`renamed from ${current.plugin.name}`] : []),
+      ...(widened.length > 0 ? [describeWidening(widened)] : []),
+    ].join("; ");
+    const fields = { plugin: plugin.name, diff, widened, paths };
     if (config.security.policy === "permissive") {
       log.warning(
         "plugin {plugin} reloads with wider capabilities: {diff} (security.policy: permissive)",
@@ -574,12 +622,13 @@ export class PluginHost implements AsyncDisposable {
       return undefined;
     }
     log.warning(
-      "reload of {plugin} held: its manifest widens its capabilities: {diff}; the running " +
-        "version keeps serving. Restart the host to grant them, or revert the change " +
+      "reload of {plugin} held: its manifest widens its capabilities: {diff}. The running " +
+        "process keeps serving with its grants (restarted after a crash, it runs the code now " +
+        "on disk with those grants). Restart the host to grant them, or revert the change " +
         "(security.policy: strict)",
       fields,
     );
-    return `its manifest widens its capabilities: ${fields.diff}`;
+    return `its manifest widens its capabilities: ${diff}`;
   }
 
   async #startAll(ordered: readonly PluginDescriptor[]): Promise<void> {
@@ -753,6 +802,7 @@ export class PluginHost implements AsyncDisposable {
       ...supervisors.flatMap((s) => s.process?.ready.methods ?? []),
       ...Object.keys(plugin.manifest.methods),
     ]);
+    this.#approved.set(plugin.name, compiled);
     return { compiled, methods, supervisors, instances, pipeline };
   }
 

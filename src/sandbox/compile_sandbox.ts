@@ -1,6 +1,7 @@
 import { basename, dirname, isAbsolute, join, normalize, relative, resolve } from "node:path";
 import type { FilesystemGrant, PluginDescriptor } from "../manifest/mod.ts";
 import { classifyHost, DENY_RANGES, netEntry, parseHost } from "./_net_host.ts";
+import { DEFAULT_HANDSHAKE } from "../sdk/handshake.ts";
 import { SandboxError } from "./sandbox_error.ts";
 import type { CompiledSandbox, Refusal, ResolvedFsGrant, SandboxContext } from "./types.ts";
 
@@ -27,6 +28,9 @@ const BAD_PATH_CHARS = /[,\0\n\r]/;
  */
 const REFUSED_ENV_PREFIXES = ["DENO_", "LD_", "DYLD_"];
 const REFUSED_ENV_NAMES = new Set(["SSLKEYLOGFILE", "GLIBC_TUNABLES"]);
+/** A handshake cookie name that no runtime, loader or library reads. */
+const COOKIE_KEY = /^(?!.*_PATH$)[A-Z][A-Z0-9_]*(?:PLUGIN|COOKIE|MAGIC)[A-Z0-9_]*$/;
+const DEFAULT_COOKIE_KEY = DEFAULT_HANDSHAKE.magic_cookie_key;
 
 /** Whether `child` is `parent` or lies inside it (both absolute and normalised). */
 function within(child: string, parent: string): boolean {
@@ -367,6 +371,17 @@ function compileEnv(
   const { magic_cookie_key: cookieKey, magic_cookie_value: cookieValue } =
     plugin.manifest.handshake;
   const hostSet = new Set([cookieKey, "DENO_DIR", "NO_COLOR", DATA_DIR_ENV]);
+  // The cookie's value comes from the manifest, so its name must not be one anything reads:
+  // LD_PRELOAD=./evil.so would load the plugin's native code before any permission applies.
+  if (!COOKIE_KEY.test(cookieKey) || REFUSED_ENV_PREFIXES.some((p) => cookieKey.startsWith(p))) {
+    out.refuse({
+      at: "handshake.magic_cookie_key",
+      grant: cookieKey,
+      reason: "the cookie must be the plugin's own variable: upper case, containing PLUGIN, " +
+        "COOKIE or MAGIC, not ending in _PATH, and not DENO_*, LD_* or DYLD_* (its value comes " +
+        `from the manifest); e.g. ACME_PLUGIN, or leave the default ${DEFAULT_COOKIE_KEY}`,
+    });
+  }
   const values = ctx.config.plugins[plugin.name]?.env ?? {};
   const env: Record<string, string> = {
     [cookieKey]: cookieValue,

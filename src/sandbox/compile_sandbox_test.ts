@@ -169,6 +169,35 @@ Deno.test("compileSandbox() passes only the cookie, DENO_DIR, NO_COLOR and decla
   assert.deepEqual(c.warnings, []);
 });
 
+Deno.test("compileSandbox() refuses a handshake cookie named like a variable something reads", async () => {
+  await using host = await makeHost();
+  for (
+    const key of [
+      "LD_PRELOAD",
+      "DENO_V8_FLAGS",
+      "DENO_PLUGIN",
+      "HTTPS_PROXY",
+      "QT_PLUGIN_PATH",
+      "NODE_OPTIONS",
+    ]
+  ) {
+    const c = await compile(host, {
+      handshake: { magic_cookie_key: key, magic_cookie_value: "./evil.so" },
+    });
+    assert.deepEqual(
+      c.refusals.map((r) => [r.at, r.grant]),
+      [["handshake.magic_cookie_key", key]],
+      key,
+    );
+  }
+  for (const key of ["ACME_PLUGIN", "CAT_COOKIE", "PLUGSCONC_PLUGIN", "MY_MAGIC_2"]) {
+    const c = await compile(host, {
+      handshake: { magic_cookie_key: key, magic_cookie_value: "v" },
+    });
+    assert.deepEqual(c.refusals, [], key);
+  }
+});
+
 Deno.test("compileSandbox() warns about a declared env name without a value and leaves it unset", async () => {
   await using host = await makeHost();
   const c = await compile(host, { capabilities: { env: ["TZ"] } });

@@ -23,10 +23,11 @@ export function explainSandbox(
   compiled: CompiledSandbox,
   options: {
     /**
-     * The outcome of the module-graph check, when it ran: `null` when it passed, else the
-     * error code (`MODULE_OUTSIDE_PLUGIN`, ...). Default: not run, and the verdict says so.
+     * The outcome of the code checks (module graph, checksum), when they ran: `null` when they
+     * passed, else the error code (`MODULE_OUTSIDE_PLUGIN`, `CHECKSUM_MISMATCH`, ...).
+     * Default: not run, and the verdict says so.
      */
-    moduleGraph?: string | null;
+    code?: string | null;
   } = {},
 ): string {
   const { plugin, argv, grants, warnings, refusals } = compiled;
@@ -58,11 +59,11 @@ export function explainSandbox(
     ]),
     "",
     refusals.length === 0
-      ? options.moduleGraph === undefined
-        ? "verdict: may start (after the module graph and symlink checks)"
-        : options.moduleGraph === null
+      ? options.code === undefined
+        ? "verdict: may start (after the module graph, checksum and symlink checks)"
+        : options.code === null
         ? "verdict: may start"
-        : `verdict: refused (its module graph: ${options.moduleGraph})`
+        : `verdict: refused (its code: ${options.code})`
       : `verdict: refused (${refusals.length} capabilit${
         refusals.length === 1 ? "y" : "ies"
       } refused; GRANT_REFUSED)`,

@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { describeWidening, widenedGrants } from "./widened_grants.ts";
 
-function grants(g: Partial<Record<"read" | "write" | "net" | "env" | "process", string[]>>) {
-  return { grants: { read: [], write: [], net: [], env: [], process: [], ...g } };
+function grants(
+  g: Partial<Record<"read" | "write" | "net" | "env" | "process", string[]>>,
+  flags: string[] = ["--v8-flags=--max-old-space-size=64"],
+) {
+  return {
+    grants: { read: [], write: [], net: [], env: [], process: [], ...g },
+    argv: ["run", "--no-prompt", ...flags, "/plugins/x/main.ts"],
+  };
 }
 
 Deno.test("widenedGrants() reports what the new sandbox adds, a path covered by a folder above it excepted", () => {
@@ -37,4 +43,23 @@ Deno.test("widenedGrants() reports what the new sandbox adds, a path covered by 
     describeWidening(widened.slice(0, 2)),
     "+read /srv/database, +read /etc",
   );
+});
+
+Deno.test("widenedGrants() reports a bigger heap and new flags such as --unstable-net (UDP)", () => {
+  const before = grants({ net: ["0.0.0.0:9000"] }, [
+    "--v8-flags=--max-old-space-size=64",
+    "--allow-net=0.0.0.0:9000",
+  ]);
+  // The same host:port over UDP: the grant strings are equal, the flag is new.
+  const udp = grants({ net: ["0.0.0.0:9000"] }, [
+    "--v8-flags=--max-old-space-size=4096",
+    "--allow-net=0.0.0.0:9000",
+    "--unstable-net",
+  ]);
+  assert.deepEqual(widenedGrants(before, udp), [
+    { kind: "memory", grant: "4096 MB (was 64 MB)" },
+    { kind: "flag", grant: "--unstable-net" },
+  ]);
+  // Less memory and fewer flags are not wider.
+  assert.deepEqual(widenedGrants(udp, before), []);
 });

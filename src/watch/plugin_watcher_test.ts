@@ -154,6 +154,10 @@ Deno.test("a change made as soon as ready resolves is seen", async () => {
       try {
         await r.watcher.ready;
         await Deno.writeTextFile(join(root, "cat", "main.ts"), `// ${i}\n`);
+        // Up to 5 s for the batch (a slow machine), then quiet.
+        for (let t = 0; t < 250 && r.batches.length === 0; t++) {
+          await new Promise((res) => setTimeout(res, 20));
+        }
         await r.settle(150);
         assert.equal(r.batches.length, 1, `watcher ${i} saw ${r.batches.length} batches`);
       } finally {
