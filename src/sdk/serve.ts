@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import { JsonRpcPeer, type RpcHandlerContext, type RpcId } from "../rpc/mod.ts";
 import { DEFAULT_HANDSHAKE, PROTOCOL_VERSION } from "./handshake.ts";
 import { type HostClient, makeHostClient } from "./host_client.ts";
@@ -60,8 +59,18 @@ export interface ServeOptions {
 }
 
 const encoder = new TextEncoder();
-/** The id of the call whose handler is running (across its awaits), for console records. */
-const currentRequest = new AsyncLocalStorage<RpcId>();
+/**
+ * The call console output belongs to: the one whose handler is running synchronously, else the
+ * only call in flight (after an await there is no telling calls apart without
+ * `AsyncLocalStorage`, and importing `node:async_hooks` adds about 8 ms to every plugin's
+ * start).
+ */
+const calls = { running: undefined as RpcId | undefined, inFlight: new Set<RpcId>() };
+function currentRequest(): RpcId | undefined {
+  if (calls.running !== undefined) return calls.running;
+  if (calls.inFlight.size === 1) return calls.inFlight.values().next().value;
+  return undefined;
+}
 
 function writeAllSync(bytes: Uint8Array): void {
   let off = 0;
@@ -125,7 +134,7 @@ export function serve(options: ServeOptions): Promise<void> {
   // Without an explicit `request` (console output), the call whose handler is running.
   const makeLogger = (extra: Record<string, unknown>, explicit?: unknown): PluginLogger => {
     const log = (level: PluginLogLevel, message: string, fields?: Record<string, unknown>) => {
-      const request = explicit ?? currentRequest.getStore();
+      const request = explicit ?? currentRequest();
       const params = { level, message, fields: { ...extra, ...fields } };
       void peer.notify("$/log", request === undefined ? params : { ...params, request });
     };
@@ -185,19 +194,29 @@ export function serve(options: ServeOptions): Promise<void> {
     const handler = options.methods[name]!;
     peer.handle(name, (params, rpc: RpcHandlerContext) => {
       const signal = AbortSignal.any([rpc.signal, shutdown.signal]);
+      const outer = calls.running;
+      calls.running = rpc.id;
+      calls.inFlight.add(rpc.id);
+      let result: unknown;
       try {
-        const result = currentRequest.run(rpc.id, () =>
-          handler(params, {
-            signal,
-            id: rpc.id,
-            method: rpc.method,
-            log: makeLogger({ method: rpc.method }, rpc.id),
-            host: makeHostClient(peer, signal),
-          }));
-        return result instanceof Promise ? result.catch(withErrorName) : result;
+        result = handler(params, {
+          signal,
+          id: rpc.id,
+          method: rpc.method,
+          log: makeLogger({ method: rpc.method }, rpc.id),
+          host: makeHostClient(peer, signal),
+        });
       } catch (e) {
+        calls.inFlight.delete(rpc.id);
         withErrorName(e);
+      } finally {
+        calls.running = outer;
       }
+      if (!(result instanceof Promise)) {
+        calls.inFlight.delete(rpc.id);
+        return result;
+      }
+      return result.catch(withErrorName).finally(() => calls.inFlight.delete(rpc.id));
     });
   }
   peer.handle(
