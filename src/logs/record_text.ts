@@ -186,11 +186,24 @@ export function propertiesJson(record: LogRecord, plugin: string | null): string
       break;
     }
   }
-  if (!hasOwnColumn) return safeJson(props);
+  if (!hasOwnColumn) return escapeJsonC1(safeJson(props));
   const rest: Record<string, unknown> = {};
   for (const k in props) {
     if ((k === "plugin" && props[k] === plugin) || (k === "message" && dropMessage)) continue;
     rest[k] = props[k];
   }
-  return safeJson(rest);
+  return escapeJsonC1(safeJson(rest));
+}
+
+const JSON_C1 = /[\x7f-\x9f]/g;
+const HAS_JSON_C1 = /[\x7f-\x9f]/;
+
+/**
+ * JSON.stringify escapes C0 controls but leaves DEL and the C1 controls (0x9b is CSI, which
+ * some terminals obey) as they are: escape them too, so that a stored property printed by
+ * `logs query` cannot drive the terminal. The JSON still parses to the same value.
+ */
+function escapeJsonC1(json: string): string {
+  if (!HAS_JSON_C1.test(json)) return json;
+  return json.replace(JSON_C1, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
 }

@@ -109,3 +109,12 @@ Deno.test("recordPlugin() and propertiesJson() move plugin and {message} to thei
   assert.deepEqual(JSON.parse(propertiesJson(h, "dog")), { message: "x" });
   assert.equal(recordPlugin(record({ category: ["plugsconc", "host"] })), null);
 });
+
+Deno.test("propertiesJson() escapes DEL and C1 controls (8-bit CSI) as JSON does C0, and still parses back", () => {
+  const value = "a\x1b[2Jb\x7fc\x9b31md\x85e";
+  const json = propertiesJson(record({ properties: { field: value, nested: { v: value } } }), null);
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(json, /[\x00-\x1f\x7f-\x9f]/);
+  assert.ok(json.includes("\\u009b") && json.includes("\\u007f") && json.includes("\\u001b"), json);
+  assert.deepEqual(JSON.parse(json), { field: value, nested: { v: value } });
+});
