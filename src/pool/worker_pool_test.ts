@@ -412,16 +412,22 @@ Deno.test("transferables move the input to the worker and the result back", asyn
   assert.deepEqual([...new Uint32Array(out)], [256]);
 });
 
-Deno.test("metrics add up over a mix of outcomes and are logged at info on stop", async () => {
+/** Sends the pool's records at `lowestLevel` and above to the returned array until `reset()`. */
+async function capturePoolLogs(lowestLevel: "debug" | "info"): Promise<LogRecord[]> {
   const records: LogRecord[] = [];
   await configure({
     reset: true,
     sinks: { test: (r) => records.push(r) },
     loggers: [
-      { category: ["plugsconc", "pool"], sinks: ["test"], lowestLevel: "info" },
+      { category: ["plugsconc", "pool"], sinks: ["test"], lowestLevel },
       { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
     ],
   });
+  return records;
+}
+
+Deno.test("metrics add up over a mix of outcomes and are logged at info on stop", async () => {
+  const records = await capturePoolLogs("info");
   try {
     const pool = new WorkerPool({ maxWorkers: 2, retryDelayMs: 1 });
     const controller = new AbortController();
@@ -454,15 +460,7 @@ Deno.test("metrics add up over a mix of outcomes and are logged at info on stop"
 });
 
 Deno.test("retry delays grow by retryMultiplier from retryDelayMs, capped at maxRetryDelayMs", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { test: (r) => records.push(r) },
-    loggers: [
-      { category: ["plugsconc", "pool"], sinks: ["test"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-  });
+  const records = await capturePoolLogs("debug");
   try {
     await using pool = new WorkerPool({
       maxWorkers: 1,
