@@ -198,13 +198,17 @@ export function serve(options: ServeOptions): Promise<void> {
       calls.running = rpc.id;
       calls.inFlight.add(rpc.id);
       let result: unknown;
+      let host: HostClient | undefined;
       try {
         result = handler(params, {
           signal,
           id: rpc.id,
           method: rpc.method,
           log: makeLogger({ method: rpc.method }, rpc.id),
-          host: makeHostClient(peer, signal),
+          // Made on first use: most calls never ask the host for anything.
+          get host() {
+            return host ??= makeHostClient(peer, signal);
+          },
         });
       } catch (e) {
         calls.inFlight.delete(rpc.id);
@@ -216,7 +220,8 @@ export function serve(options: ServeOptions): Promise<void> {
         calls.inFlight.delete(rpc.id);
         return result;
       }
-      return result.catch(withErrorName).finally(() => calls.inFlight.delete(rpc.id));
+      const done = () => calls.inFlight.delete(rpc.id);
+      return result.then((value) => (done(), value), (e) => (done(), withErrorName(e)));
     });
   }
   peer.handle(
