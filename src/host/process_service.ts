@@ -1,7 +1,7 @@
 import { getLogger } from "@logtape/logtape";
 import { isAbsolute, join, normalize, resolve } from "node:path";
 import { z } from "zod";
-import type { ProcessCapability } from "../manifest/mod.ts";
+import { isInside, type ProcessCapability } from "../manifest/mod.ts";
 import type { RpcHandler, RpcHandlerContext } from "../rpc/mod.ts";
 import { CHILD_SIGNALS, type ChildInfo, type ProcessResult } from "../sdk/host_client.ts";
 import { ProcessServiceError } from "./process_service_error.ts";
@@ -179,10 +179,6 @@ async function realPathOfExisting(path: string): Promise<string> {
       head = parent;
     }
   }
-}
-
-function within(path: string, folder: string): boolean {
-  return path === folder || path.startsWith(folder.endsWith("/") ? folder : `${folder}/`);
 }
 
 function shortArg(a: string): string {
@@ -515,8 +511,8 @@ export class ProcessService implements AsyncDisposable {
     const root = await Deno.realPath(this.#o.cwd).catch(() => resolve(this.#o.cwd));
     const path = normalize(isAbsolute(arg) ? arg : join(root, arg));
     const real = await realPathOfExisting(path);
-    if (!within(path, root) && !within(path, resolve(this.#o.cwd))) return undefined;
-    return within(real, root) ? real : undefined;
+    if (!isInside(path, root) && !isInside(path, resolve(this.#o.cwd))) return undefined;
+    return isInside(real, root) ? real : undefined;
   }
 
   async #start(
@@ -686,7 +682,7 @@ export class ProcessService implements AsyncDisposable {
       ...given,
       ...(await Promise.all(given.map((r) => Deno.realPath(r).catch(() => r)))),
     ];
-    const inRoot = roots.find((r) => within(real, r) || within(command, r));
+    const inRoot = roots.find((r) => isInside(real, r) || isInside(command, r));
     const writable = info.mode !== null && (info.mode & 0o022) !== 0;
     if (inRoot !== undefined || writable) {
       this.#refuse(

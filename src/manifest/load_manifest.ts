@@ -25,7 +25,7 @@ export interface PluginDescriptor {
 /** Whether `child` is `parent` or lies inside it (both absolute, normalised). */
 export function isInside(child: string, parent: string): boolean {
   const rel = relative(parent, child);
-  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+  return rel === "" || (rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel));
 }
 
 /**

@@ -1,4 +1,5 @@
-import { isAbsolute, join, relative } from "node:path";
+import { join } from "node:path";
+import { isInside } from "../manifest/mod.ts";
 import type { CompiledSandbox, Refusal, ResolvedFsGrant } from "./types.ts";
 
 /** Options of {@linkcode checkGrantSymlinks}. */
@@ -10,11 +11,6 @@ export interface CheckSymlinksOptions {
   maxEntries?: number;
   /** Aborts the walk. */
   signal?: AbortSignal;
-}
-
-function within(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === "" || (rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel));
 }
 
 function permissions(g: ResolvedFsGrant): string {
@@ -91,7 +87,7 @@ export async function checkGrantSymlinks(
         );
         return;
       }
-      if (!within(target, grant.path)) {
+      if (!isInside(target, grant.path)) {
         refuse(
           `${path} is a symlink to ${target}, outside ${grant.path}; Deno checks the link's ` +
             "path, so the plugin could reach the target. Remove the link or replace it with a copy",

@@ -1,5 +1,5 @@
-import { basename, dirname, isAbsolute, join, normalize, relative, resolve } from "node:path";
-import type { FilesystemGrant, PluginDescriptor } from "../manifest/mod.ts";
+import { basename, dirname, isAbsolute, join, normalize, resolve } from "node:path";
+import { type FilesystemGrant, isInside, type PluginDescriptor } from "../manifest/mod.ts";
 import { classifyHost, DENY_RANGES, netEntry, parseHost } from "./_net_host.ts";
 import { DEFAULT_HANDSHAKE } from "../sdk/handshake.ts";
 import { SandboxError } from "./sandbox_error.ts";
@@ -32,14 +32,8 @@ const REFUSED_ENV_NAMES = new Set(["SSLKEYLOGFILE", "GLIBC_TUNABLES"]);
 const COOKIE_KEY = /^(?!.*_PATH$)[A-Z][A-Z0-9_]*(?:PLUGIN|COOKIE|MAGIC)[A-Z0-9_]*$/;
 const DEFAULT_COOKIE_KEY = DEFAULT_HANDSHAKE.magic_cookie_key;
 
-/** Whether `child` is `parent` or lies inside it (both absolute and normalised). */
-function within(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === "" || (rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel));
-}
-
 function overlaps(a: string, b: string): boolean {
-  return within(a, b) || within(b, a);
+  return isInside(a, b) || isInside(b, a);
 }
 
 /**
@@ -142,9 +136,9 @@ function hostPaths(
     ownDir: plugin.dir,
     ownData,
     // The plugin's own folder and DATA_DIR are always valid targets (other rules still apply).
-    roots: [...base, ...[plugin.dir, ownData].filter((p) => !base.some((r) => within(p, r)))],
+    roots: [...base, ...[plugin.dir, ownData].filter((p) => !base.some((r) => isInside(p, r)))],
     // An allowed root the admin put inside dirs.data is a deliberate shared folder.
-    sharedDataRoots: configured.filter((r) => r !== dataRoot && within(r, dataRoot)),
+    sharedDataRoots: configured.filter((r) => r !== dataRoot && isInside(r, dataRoot)),
     protected: prot,
   };
 }
@@ -209,7 +203,7 @@ function compileFilesystem(
       );
     }
     if (
-      [path, realp].some((p) => p === "/" || SYSTEM_DIRS.some((s) => within(p, s)))
+      [path, realp].some((p) => p === "/" || SYSTEM_DIRS.some((s) => isInside(p, s)))
     ) {
       return refuse(
         `${realp} is the root or a system folder (/proc, /dev, /sys): never granted; grant a ` +
@@ -223,7 +217,7 @@ function compileFilesystem(
           "plugins; grant a narrower path such as ${DATA_DIR}/...",
       );
     }
-    if (!host.roots.some((r) => within(realp, r))) {
+    if (!host.roots.some((r) => isInside(realp, r))) {
       return refuse(
         `${realp} is outside the allowed roots (${host.roots.join(", ")}); keep data under ` +
           "${DATA_DIR}, or ask the host admin to add a folder to security.allowed_roots",
@@ -235,27 +229,27 @@ function compileFilesystem(
           `(dirs.plugins = ${host.pluginsDir}); write under \${DATA_DIR} instead`,
       );
     }
-    if (within(host.pluginsDir, realp)) {
+    if (isInside(host.pluginsDir, realp)) {
       return refuse(
         `${realp} contains every plugin's folder (dirs.plugins = ${host.pluginsDir}), with their ` +
           "code and secrets; a plugin may read only its own folder (use ./ or ./<subfolder>)",
       );
     }
-    if (within(realp, host.pluginsDir) && !within(realp, host.ownDir)) {
+    if (isInside(realp, host.pluginsDir) && !isInside(realp, host.ownDir)) {
       return refuse(
         `${realp} lies in another plugin's folder; a plugin may read only its own folder ` +
           `(${host.ownDir})`,
       );
     }
-    if (within(host.dataRoot, realp)) {
+    if (isInside(host.dataRoot, realp)) {
       return refuse(
         `${realp} contains the host data folder (dirs.data = ${host.dataRoot}: other plugins' ` +
           "data, caches and logs); use ${DATA_DIR}",
       );
     }
     if (
-      within(realp, host.dataRoot) && !within(realp, host.ownData) &&
-      !host.sharedDataRoots.some((r) => within(realp, r))
+      isInside(realp, host.dataRoot) && !isInside(realp, host.ownData) &&
+      !host.sharedDataRoots.some((r) => isInside(realp, r))
     ) {
       return refuse(
         `${realp} lies in the host data folder outside this plugin's own \${DATA_DIR} ` +

@@ -1,6 +1,6 @@
-import { isAbsolute, relative } from "node:path";
+import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { PluginDescriptor } from "../manifest/mod.ts";
+import { isInside, type PluginDescriptor } from "../manifest/mod.ts";
 import { type OutsideModule, SandboxError } from "./sandbox_error.ts";
 
 /** Options of {@linkcode checkModuleGraph} and {@linkcode sdkModuleFiles}. */
@@ -52,11 +52,6 @@ interface InfoModule {
   local?: string | null;
   error?: string;
   dependencies?: InfoDependency[];
-}
-
-function within(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === "" || (rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel));
 }
 
 async function realPathOr(path: string): Promise<string> {
@@ -230,8 +225,10 @@ export async function checkModuleGraph(
     }
     const given = m.local ?? fileURLToPath(m.specifier);
     const path = await realPathOr(given);
-    if (!within(path, plugin.dir) && !allowed.some((a) => within(path, a))) {
-      const viaLink = within(given, plugin.dir) ? " (through a symlink in the plugin folder)" : "";
+    if (!isInside(path, plugin.dir) && !allowed.some((a) => isInside(path, a))) {
+      const viaLink = isInside(given, plugin.dir)
+        ? " (through a symlink in the plugin folder)"
+        : "";
       outside.push({
         specifier: m.specifier,
         path,

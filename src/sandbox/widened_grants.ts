@@ -1,3 +1,4 @@
+import { isInside } from "../manifest/mod.ts";
 import type { CompiledSandbox } from "./types.ts";
 
 /** One grant the newer sandbox has that the older one did not. */
@@ -6,10 +7,6 @@ export interface WidenedGrant {
   readonly kind: "read" | "write" | "net" | "env" | "process" | "memory" | "flag";
   /** The grant as `plugins inspect` shows it (a path, `host:port`, a name, a command). */
   readonly grant: string;
-}
-
-function within(path: string, folder: string): boolean {
-  return path === folder || path.startsWith(folder.endsWith("/") ? folder : `${folder}/`);
 }
 
 /**
@@ -33,7 +30,7 @@ export function widenedGrants(
   const out: WidenedGrant[] = [];
   for (const kind of ["read", "write"] as const) {
     for (const path of after.grants[kind]) {
-      if (!before.grants[kind].some((old) => within(path, old))) out.push({ kind, grant: path });
+      if (!before.grants[kind].some((old) => isInside(path, old))) out.push({ kind, grant: path });
     }
   }
   for (const kind of ["net", "env", "process"] as const) {
