@@ -5,17 +5,12 @@ import { assertVerified, verifyPlugin, type VerifyStatus } from "../integrity/mo
 import { WorkerPool } from "../pool/mod.ts";
 import { prepareRuntime, sandboxContext } from "../host/mod.ts";
 import { discoverPlugins } from "../manifest/mod.ts";
-import { PluginNotFoundError } from "../runtime/mod.ts";
 import { effectivePolicy, explainPolicy } from "../pipeline/mod.ts";
-import {
-  checkGrantSymlinks,
-  checkModuleGraph,
-  compileSandbox,
-  explainSandbox,
-} from "../sandbox/mod.ts";
+import { checkGrantSymlinks, compileSandbox, explainSandbox } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
+import { findPlugin, graphFiles } from "./plugin_lookup.ts";
 import { registerChecksumCommands } from "./plugins_checksum.ts";
 import { runningPlugins } from "./running_host.ts";
 import { formatTable } from "./table.ts";
@@ -102,32 +97,19 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
       await using _logging = await setupCommandLogging(loaded, globals.verbose);
       const config = loaded.config;
-      const { plugins: valid, invalid } = await discoverPlugins(config.dirs.plugins, {
-        hostVersion: VERSION,
-      });
-      const plugin = valid.find((p) => p.name === name);
-      if (plugin === undefined) {
-        const bad = invalid.find((i) => i.dir.endsWith(`/${name}`));
-        if (bad) throw bad.error;
-        throw new PluginNotFoundError(name, undefined, valid.map((p) => p.name));
-      }
+      const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
+      const plugin = findPlugin(discovery, name);
       const runtime = await prepareRuntime(config);
       const sandboxCtx = sandboxContext(config, loaded.file, plugin, runtime);
       const compiled = compileSandbox(plugin, sandboxCtx);
       const symlinkRefusals = await checkGrantSymlinks(compiled);
       const withLinks = { ...compiled, refusals: [...compiled.refusals, ...symlinkRefusals] };
       // The same check as before every spawn: what the plugin's code imports.
-      await Deno.mkdir(sandboxCtx.denoCacheDir, { recursive: true });
-      const graph = await checkModuleGraph(plugin, {
-        denoBin: runtime.denoBin,
-        importMapPath: runtime.importMapPath,
-        allowed: runtime.sdkFiles,
-        denoDir: sandboxCtx.denoCacheDir,
-      }).then(
-        (g) => ({
+      const graph = await graphFiles(config, loaded.file, plugin, runtime).then(
+        (all) => ({
           ok: true as const,
-          all: g.files,
-          files: g.files.filter((f) => !runtime.sdkFiles.has(f)),
+          all,
+          files: all.filter((f) => !runtime.sdkFiles.has(f)),
         }),
         (error: unknown) => ({ ok: false as const, error }),
       );

@@ -1,7 +1,7 @@
 import { basename } from "node:path";
 import type { Command } from "commander";
-import { type Config, loadConfig } from "../config/mod.ts";
-import { type HostRuntime, prepareRuntime, sandboxContext } from "../host/mod.ts";
+import { loadConfig } from "../config/mod.ts";
+import { prepareRuntime } from "../host/mod.ts";
 import {
   assertVerified,
   checksumPlugin,
@@ -10,32 +10,13 @@ import {
   type VerifyResult,
   writeChecksumFile,
 } from "../integrity/mod.ts";
-import { discoverPlugins, type PluginDescriptor } from "../manifest/mod.ts";
+import { discoverPlugins } from "../manifest/mod.ts";
 import { poolOptionsFromConfig, WorkerPool } from "../pool/mod.ts";
-import { PluginNotFoundError } from "../runtime/mod.ts";
-import { checkModuleGraph } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
+import { findPlugin, graphFiles } from "./plugin_lookup.ts";
 import { formatTable } from "./table.ts";
-
-/** The module graph's local files, checked exactly as before a spawn. */
-async function graphFiles(
-  config: Config,
-  configFile: string | undefined,
-  plugin: PluginDescriptor,
-  runtime: HostRuntime,
-): Promise<readonly string[]> {
-  const { denoCacheDir } = sandboxContext(config, configFile, plugin, runtime);
-  await Deno.mkdir(denoCacheDir, { recursive: true });
-  const graph = await checkModuleGraph(plugin, {
-    denoBin: runtime.denoBin,
-    importMapPath: runtime.importMapPath,
-    allowed: runtime.sdkFiles,
-    denoDir: denoCacheDir,
-  });
-  return graph.files;
-}
 
 /** A verify table row: a result, or why there is none. */
 interface Row {
@@ -77,15 +58,8 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
       await using _logging = await setupCommandLogging(loaded, globals.verbose);
       const config = loaded.config;
-      const { plugins, invalid } = await discoverPlugins(config.dirs.plugins, {
-        hostVersion: VERSION,
-      });
-      const plugin = plugins.find((p) => p.name === name);
-      if (plugin === undefined) {
-        const bad = invalid.find((i) => basename(i.dir) === name);
-        if (bad) throw bad.error;
-        throw new PluginNotFoundError(name, undefined, plugins.map((p) => p.name));
-      }
+      const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
+      const plugin = findPlugin(discovery, name);
       const runtime = await prepareRuntime(config);
       const files = await graphFiles(config, loaded.file, plugin, runtime);
       await using pool = new WorkerPool(poolOptionsFromConfig(config.worker_pool));
@@ -123,16 +97,9 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
       await using _logging = await setupCommandLogging(loaded, globals.verbose);
       const config = loaded.config;
-      const { plugins, invalid } = await discoverPlugins(config.dirs.plugins, {
-        hostVersion: VERSION,
-      });
-      for (const name of names) {
-        if (!plugins.some((p) => p.name === name)) {
-          const bad = invalid.find((i) => basename(i.dir) === name);
-          if (bad) throw bad.error;
-          throw new PluginNotFoundError(name, undefined, plugins.map((p) => p.name));
-        }
-      }
+      const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
+      const { plugins, invalid } = discovery;
+      for (const name of names) findPlugin(discovery, name);
       const chosen = names.length === 0 ? plugins : plugins.filter((p) => names.includes(p.name));
       const rows: Row[] = names.length === 0
         ? invalid.map((i) => ({
