@@ -18,10 +18,24 @@ import {
 
 const RUNNER = join(FIXTURE_PLUGINS, "runner");
 
+/**
+ * The runner's grants use wildcards and launchers (env, sh): under strict, only the host
+ * operator can grant those, by listing the commands.
+ */
+const RUNNER_ALLOW = [
+  { command: "/bin/echo" },
+  { command: "/usr/bin/env" },
+  { command: "/bin/sleep" },
+  { command: "/bin/sh", options: ["-c"] },
+];
+
 async function homeWithRunner(
   manifest?: (text: string) => string,
 ): Promise<TestHome> {
-  const home = await makeHome({ watcher: { enabled: false } });
+  const home = await makeHome({
+    watcher: { enabled: false },
+    security: { process: { allow: RUNNER_ALLOW } },
+  });
   await home.addPlugin(RUNNER, { manifest });
   return home;
 }
@@ -35,7 +49,7 @@ function gone(pids: readonly number[]): Promise<boolean> {
   return waitFor(() => pids.every((pid) => !pidAlive(pid)), 2000);
 }
 
-Deno.test("a plugin runs a granted command through ctx.host.process, in its data folder with a clean env", async () => {
+Deno.test("a plugin runs a granted command through ctx.host.process, in an empty host folder with a clean env", async () => {
   await using home = await homeWithRunner();
   await using host = await home.startHost();
   const echo = await host.call("runner", "exec", {
@@ -48,9 +62,10 @@ Deno.test("a plugin runs a granted command through ctx.host.process, in its data
   const env = await host.call("runner", "exec", { command: "/usr/bin/env" }) as Outcome<
     { stdout: string }
   >;
-  const dataDir = join(home.dir, "data/plugins/runner");
+  // Not the data folder: programs read configuration (and so code) from HOME and the cwd.
+  const childHome = join(home.dir, "data/process/runner");
   assert.deepEqual(env.result?.stdout.trim().split("\n").sort(), [
-    `HOME=${dataDir}`,
+    `HOME=${childHome}`,
     "PATH=/usr/local/bin:/usr/bin:/bin",
   ]);
 });
@@ -124,7 +139,7 @@ Deno.test("children and their grandchildren die when the plugin stops", {
   try {
     const spawned = await host.call("runner", "spawn", {
       command: "/bin/sh",
-      args: ["-c", "sleep 60 & echo $! > grandchild.pid; wait"],
+      args: ["-c", 'sleep 60 & echo $! > "$1"; wait', "sh", "grandchild.pid"],
     }) as Outcome<{ pid: number }>;
     const pid = spawned.result!.pid;
     const pidFile = join(home.dir, "data/plugins/runner/grandchild.pid");

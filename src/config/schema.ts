@@ -53,6 +53,11 @@ const StoreLogSchema = z.strictObject({
   synchronous: z.enum(["OFF", "NORMAL", "FULL"]).default("NORMAL"),
   retention_days: nonNegativeInt.default(14),
   max_rows: nonNegativeInt.default(1_000_000),
+  /**
+   * Cap of the database's size in bytes (0: no cap): past it the oldest records are deleted
+   * (and the deletion logged), so the file stays near this size.
+   */
+  max_bytes: z.number().int().nonnegative().default(1024 * 1024 * 1024),
   /** How often the writer deletes records beyond retention_days / max_rows (in small batches). */
   retention_interval_ms: z.number().int().min(100).default(60_000),
   /**
@@ -60,6 +65,18 @@ const StoreLogSchema = z.strictObject({
    * retrying (the writer runs in a worker: this never blocks the host).
    */
   busy_timeout_ms: nonNegativeInt.max(60_000).default(200),
+});
+
+/** How much a plugin may log (its `$/log` records, stderr lines and protocol warnings). */
+const LogBudgetSchema = z.strictObject({
+  /** Records per second, averaged; bursts of up to 2 s worth pass. */
+  records_per_s: positiveInt.default(500),
+  /** Bytes per second (message plus serialised fields), averaged like records_per_s. */
+  bytes_per_s: positiveInt.default(512 * 1024),
+  /** One record's size cap: a longer message is cut and bigger fields are replaced by a note. */
+  max_record_bytes: z.number().int().min(256).max(16 * 1024 * 1024).default(64 * 1024),
+  /** While records are over budget, the dropped count is logged at most this often. */
+  report_interval_ms: positiveInt.default(10_000),
 });
 
 const LoggingSchema = z.strictObject({
@@ -71,6 +88,8 @@ const LoggingSchema = z.strictObject({
   categories: z.record(z.string(), z.enum(LOG_LEVELS)).default({}),
   file: FileLogSchema.prefault({}),
   store: StoreLogSchema.prefault({}),
+  /** Per-plugin log budget; `plugins.<name>.log_budget` overrides fields of it. */
+  plugin_budget: LogBudgetSchema.prefault({}),
 });
 
 const WatcherSchema = z.strictObject({
@@ -96,6 +115,26 @@ const WorkerPoolSchema = z.strictObject({
   queue_limit: positiveInt.default(1_000),
 });
 
+/** A command the host operator vouches for (`security.process.allow`). */
+const AllowedCommandSchema = z.strictObject({
+  /** Absolute path; matched by the file it resolves to, not by name. */
+  command: z.string().regex(/^\//, "an absolute path, e.g. /usr/bin/rsync"),
+  /**
+   * Literal options (arguments starting with `-`) a grant of this command may write in a
+   * pattern that has a wildcard, e.g. `[-a, --delete]`. `--` is always allowed.
+   */
+  options: z.array(z.string().regex(/^-/, "an option starts with '-'")).default([]),
+});
+
+const ProcessPolicySchema = z.strictObject({
+  /**
+   * Under `strict`, a process grant whose command is a launcher (a shell, an interpreter, a
+   * script, a program that runs its arguments) or that has a wildcard argument (`*`,
+   * `${DATA_DIR}/*`) is refused unless its command is listed here.
+   */
+  allow: z.array(AllowedCommandSchema).default([]),
+});
+
 const SecuritySchema = z.strictObject({
   /** `strict` refuses grants Deno cannot enforce exactly; `permissive` widens them with a warning. */
   policy: z.enum(["strict", "permissive"]).default("strict"),
@@ -109,6 +148,8 @@ const SecuritySchema = z.strictObject({
   require_checksums: z.boolean().default(false),
   /** If non-empty, only these plugin names may load. */
   allowed_plugins: z.array(z.string()).default([]),
+  /** What process grants may name (see the README's trust model for process grants). */
+  process: ProcessPolicySchema.prefault({}),
 });
 
 const RestartSchema = z.strictObject({
@@ -187,6 +228,7 @@ const PluginOverrideSchema = z.strictObject({
   rate_limit: RateLimitSchema.partial().optional(),
   bulkhead: BulkheadSchema.partial().optional(),
   health: HealthSchema.partial().optional(),
+  log_budget: LogBudgetSchema.partial().optional(),
 });
 
 const ServerSchema = z.strictObject({

@@ -707,6 +707,12 @@ export class PluginHost implements AsyncDisposable {
         compiled.env[name] === undefined ? [] : [[name, compiled.env[name]!]]
       ),
     );
+    // Children start in, and call HOME, an empty folder the plugin cannot write: programs read
+    // configuration (and so code) from both.
+    const childHome = join(config.dirs.data, "process", plugin.name);
+    if (plugin.manifest.capabilities.process.length > 0) {
+      await Deno.mkdir(childHome, { recursive: true, mode: 0o555 });
+    }
     const childPrefix = [
       ...(ctx.setsid ? [ctx.setsid] : []),
       ...(ctx.setpriv ? [ctx.setpriv, "--pdeathsig", "KILL", "--"] : []),
@@ -730,7 +736,9 @@ export class PluginHost implements AsyncDisposable {
           const processes = new ProcessService({
             plugin: plugin.name,
             capabilities: plugin.manifest.capabilities.process,
-            cwd: sandboxCtx.dataDir,
+            cwd: childHome,
+            dataDir: sandboxCtx.dataDir,
+            commands: compiled.commands,
             env: childEnv,
             prefix: childPrefix,
             processGroups: ctx.setsid !== undefined,

@@ -1,85 +1,24 @@
 import { getLogger } from "@logtape/logtape";
-import { isAbsolute, join, normalize, resolve } from "node:path";
-import { z } from "zod";
-import { isInside, type ProcessCapability } from "../manifest/mod.ts";
 import type { RpcHandler, RpcHandlerContext } from "../rpc/mod.ts";
-import { CHILD_SIGNALS, type ChildInfo, type ProcessResult } from "../sdk/host_client.ts";
+import type { ChildInfo, ProcessResult } from "../sdk/host_client.ts";
+import { Collector } from "./_output_collector.ts";
+import { RefusalLog } from "./_refusal_log.ts";
+import { commandFile } from "./command_file.ts";
+import { describe, fitArgs, shortArg } from "./process_args.ts";
+import {
+  ExecParams,
+  IdParams,
+  KillParams,
+  ListParams,
+  parse,
+  SpawnParams,
+} from "./process_params.ts";
 import { ProcessServiceError } from "./process_service_error.ts";
+import type { ProcessServiceOptions } from "./process_service_options.ts";
 
 const log = getLogger(["plugsconc", "process"]);
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** The manifest placeholder for "a path inside the plugin's data folder". */
-export const DATA_DIR_ARG = "${DATA_DIR}/*";
-/** Refusal records per plugin per {@linkcode REFUSAL_WINDOW_MS}; the rest are counted. */
-const REFUSAL_LOGS = 20;
-const REFUSAL_WINDOW_MS = 10_000;
-
-/** Options of {@linkcode ProcessService}. */
-export interface ProcessServiceOptions {
-  /** The plugin the children belong to (named in errors and audit records). */
-  readonly plugin: string;
-  /** The manifest's `capabilities.process`: what may be run, and whether children may be signalled. */
-  readonly capabilities: readonly ProcessCapability[];
-  /** Working directory and `HOME` of every child: the plugin's private data folder. */
-  readonly cwd: string;
-  /**
-   * Folders a command may not live in: the plugin may write there (plugin folders, data
-   * folders), and a command there would run its own code outside the sandbox.
-   * @default [cwd]
-   */
-  readonly forbiddenRoots?: readonly string[];
-  /**
-   * The children's environment besides `PATH` and `HOME` (the host's own environment is never
-   * passed on); a `PATH` or `HOME` here replaces the default.
-   * @default {}
-   */
-  readonly env?: Readonly<Record<string, string>>;
-  /**
-   * Programs put in front of the command, e.g. `["/usr/bin/setsid", "/usr/bin/setpriv",
-   * "--pdeathsig", "KILL", "--"]`, so that children die with the host.
-   * @default []
-   */
-  readonly prefix?: readonly string[];
-  /**
-   * Whether each child leads its own process group (the prefix starts with `setsid`): then
-   * signals go to the whole group, and what a child leaves running is killed when it exits.
-   * @default false
-   */
-  readonly processGroups?: boolean;
-  /**
-   * How many children (running, or finished and not yet waited for) the plugin may have.
-   * @default 16
-   */
-  readonly maxChildren?: number;
-  /**
-   * How many `host/process.*` requests of the plugin may be in progress at once.
-   * @default 64
-   */
-  readonly maxRequests?: number;
-  /**
-   * Bytes kept of each child's stdout and of its stderr; past that the pipe is closed (the
-   * child gets SIGPIPE/EPIPE, as with `| head -c`).
-   * @default 1 MiB
-   */
-  readonly maxOutputBytes?: number;
-}
-
-const Argv = {
-  command: z.string().min(1).max(4096),
-  args: z.array(z.string().max(128 * 1024)).max(1024).default([]),
-  stdin: z.string().max(1024 * 1024, "at most 1 Mi characters").optional(),
-};
-const ExecParams = z.strictObject({
-  ...Argv,
-  timeout_ms: z.number().int().positive().max(MAX_TIMER_MS).optional(),
-});
-const SpawnParams = z.strictObject(Argv);
-const IdParams = z.strictObject({ id: z.number().int().positive() });
-const KillParams = z.strictObject({
-  id: z.number().int().positive(),
-  signal: z.enum(CHILD_SIGNALS).default("SIGTERM"),
-});
-const ListParams = z.strictObject({}).optional().nullable();
+export { DATA_DIR_ARG } from "./process_args.ts";
+export type { ProcessServiceOptions } from "./process_service_options.ts";
 
 interface Child {
   readonly id: number;
@@ -90,106 +29,6 @@ interface Child {
   readonly proc: Deno.ChildProcess;
   readonly done: Promise<ProcessResult>;
   running: boolean;
-}
-
-/** Collects at most `max` bytes of a stream; then it stops reading and closes the pipe. */
-class Collector {
-  readonly #chunks: Uint8Array[] = [];
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #max: number;
-  #size = 0;
-  truncated = false;
-  readonly done: Promise<void>;
-
-  constructor(stream: ReadableStream<Uint8Array>, max: number) {
-    this.#reader = stream.getReader();
-    this.#max = max;
-    this.done = this.#pump();
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      for (;;) {
-        const { value, done } = await this.#reader.read();
-        if (done) return;
-        const room = this.#max - this.#size;
-        const kept = value.length > room ? value.subarray(0, room) : value;
-        this.#chunks.push(kept);
-        this.#size += kept.length;
-        if (kept.length < value.length) {
-          // Reading on to discard would spend the host's CPU on a child that streams forever.
-          this.truncated = true;
-          this.cancel();
-          return;
-        }
-      }
-    } catch { /* cancelled, or the pipe broke: keep what arrived */ }
-  }
-
-  /** Stops reading (a grandchild may hold the pipe open after the child exited). */
-  cancel(): void {
-    this.#reader.cancel().catch(() => {});
-  }
-
-  text(): string {
-    const all = new Uint8Array(this.#size);
-    let at = 0;
-    for (const c of this.#chunks) {
-      all.set(c, at);
-      at += c.length;
-    }
-    return new TextDecoder().decode(all);
-  }
-}
-
-function parse<T>(schema: z.ZodType<T>, params: unknown, op: string): T {
-  const result = schema.safeParse(params ?? undefined);
-  if (result.success) return result.data;
-  const issues = result.error.issues
-    .map((i) => `${i.path.length > 0 ? i.path.join(".") : "params"}: ${i.message}`)
-    .join("; ");
-  throw new ProcessServiceError(
-    "PROCESS_INVALID_PARAMS",
-    `host/process.${op}: invalid params: ${issues}`,
-  );
-}
-
-/**
- * Why a `*` argument is refused, if it is: a leading `-` (an option), `+` (`vim +cmd`,
- * `less +cmd`) or `@` (a response file of options for gcc, javac, ...), or a `:` (`host:path`
- * makes rsync, scp or tar reach another machine).
- */
-function wildcardProblem(arg: string): string | undefined {
-  if (/^[-+@]/.test(arg)) return `it starts with "${arg[0]}"`;
-  if (arg.includes(":")) return `it contains ":"`;
-  return undefined;
-}
-
-async function realPathOfExisting(path: string): Promise<string> {
-  // The longest existing prefix, symlinks resolved, plus the rest as written.
-  let head = path;
-  const rest: string[] = [];
-  for (;;) {
-    try {
-      return join(await Deno.realPath(head), ...rest.reverse());
-    } catch {
-      const parent = resolve(head, "..");
-      if (parent === head) return path;
-      rest.push(head.slice(parent.length + (parent.endsWith("/") ? 0 : 1)));
-      head = parent;
-    }
-  }
-}
-
-function shortArg(a: string): string {
-  return a.length > 200 ? `${a.slice(0, 200)}...(${a.length} chars)` : a;
-}
-
-/** A command line for messages and logs, cut to a readable size. */
-function describe(command: string, args: readonly string[]): string {
-  const shown = args.slice(0, 16).map((a) => JSON.stringify(shortArg(a)));
-  if (args.length > 16) shown.push(`...(${args.length} arguments)`);
-  return [JSON.stringify(shortArg(command)), ...shown].join(" ");
 }
 
 /**
@@ -223,13 +62,14 @@ export class ProcessService implements AsyncDisposable {
   readonly #maxChildren: number;
   readonly #maxRequests: number;
   readonly #maxOutput: number;
+  readonly #dataDir: string;
   #nextId = 1;
   /** Places taken by starts still under way, so that concurrent requests respect the limit. */
   #reserved = 0;
   #requests = 0;
   #open = false;
   #closed = false;
-  #refusalWindow = { start: 0, logged: 0, suppressed: 0 };
+  readonly #refusals: RefusalLog;
 
   /** The JSON-RPC handlers to give the plugin's peer. */
   readonly handlers: Readonly<Record<string, RpcHandler>>;
@@ -240,6 +80,8 @@ export class ProcessService implements AsyncDisposable {
     this.#maxChildren = options.maxChildren ?? 16;
     this.#maxRequests = options.maxRequests ?? 64;
     this.#maxOutput = options.maxOutputBytes ?? 1024 * 1024;
+    this.#dataDir = options.dataDir ?? options.cwd;
+    this.#refusals = new RefusalLog(log, options.plugin);
     for (
       const [name, value, min] of [
         ["maxChildren", this.#maxChildren, 1],
@@ -431,25 +273,7 @@ export class ProcessService implements AsyncDisposable {
 
   #refuse(message: string, fields: Record<string, unknown>): never {
     // A plugin looping over refused requests must not flood the audit trail.
-    const now = Date.now();
-    const w = this.#refusalWindow;
-    if (now - w.start >= REFUSAL_WINDOW_MS) {
-      if (w.suppressed > 0) {
-        log.warning("plugin {plugin}: {count} more refused process requests were not logged", {
-          plugin: this.#o.plugin,
-          count: w.suppressed,
-        });
-      }
-      this.#refusalWindow = { start: now, logged: 0, suppressed: 0 };
-    }
-    if (this.#refusalWindow.logged < REFUSAL_LOGS) {
-      this.#refusalWindow.logged++;
-      log.warning("plugin {plugin} was refused: {reason}", {
-        plugin: this.#o.plugin,
-        reason: message,
-        ...fields,
-      });
-    } else this.#refusalWindow.suppressed++;
+    this.#refusals.log(message, fields);
     throw new ProcessServiceError("PROCESS_NOT_ALLOWED", message, {
       details: { plugin: this.#o.plugin },
     });
@@ -464,7 +288,7 @@ export class ProcessService implements AsyncDisposable {
     const sameCommand = execs.filter((e) => e.command === command);
     const problems: string[] = [];
     for (const grant of sameCommand) {
-      const fitted = await this.#fit(grant.args, args);
+      const fitted = await fitArgs(grant.args, args, this.#dataDir);
       if (Array.isArray(fitted)) return fitted;
       problems.push(`${JSON.stringify(grant.args)}: ${fitted}`);
     }
@@ -478,41 +302,6 @@ export class ProcessService implements AsyncDisposable {
       command: shortArg(command),
       args: shownArgs,
     });
-  }
-
-  /** The argv for `args` under one grant's pattern, or why they do not fit it. */
-  async #fit(pattern: readonly string[], args: readonly string[]): Promise<string[] | string> {
-    if (pattern.length !== args.length) {
-      return `${pattern.length} argument(s) expected, ${args.length} given`;
-    }
-    const out: string[] = [];
-    for (const [i, p] of pattern.entries()) {
-      const arg = args[i]!;
-      if (p === "*") {
-        const problem = wildcardProblem(arg);
-        if (problem !== undefined) return `argument ${i + 1} ("*") is refused: ${problem}`;
-        out.push(arg);
-      } else if (p === DATA_DIR_ARG) {
-        const path = await this.#dataPath(arg);
-        if (path === undefined) {
-          return `argument ${i + 1} (${DATA_DIR_ARG}) is not a path inside the data folder`;
-        }
-        out.push(path);
-      } else if (p !== arg) {
-        return `argument ${i + 1} must be ${JSON.stringify(p)}`;
-      } else out.push(arg);
-    }
-    return out;
-  }
-
-  /** `arg` as an absolute path inside the data folder (symlinks resolved), or undefined. */
-  async #dataPath(arg: string): Promise<string | undefined> {
-    if (arg === "" || arg.includes("\0")) return undefined;
-    const root = await Deno.realPath(this.#o.cwd).catch(() => resolve(this.#o.cwd));
-    const path = normalize(isAbsolute(arg) ? arg : join(root, arg));
-    const real = await realPathOfExisting(path);
-    if (!isInside(path, root) && !isInside(path, resolve(this.#o.cwd))) return undefined;
-    return isInside(real, root) ? real : undefined;
   }
 
   async #start(
@@ -550,10 +339,16 @@ export class ProcessService implements AsyncDisposable {
     details: Record<string, unknown>,
   ): Promise<Child> {
     const argv = await this.#check(command, args);
-    await this.#checkCommandFile(command, details);
+    const file = await commandFile(command, {
+      plugin: this.#o.plugin,
+      forbiddenRoots: this.#o.forbiddenRoots ?? [this.#o.cwd, this.#dataDir],
+      pins: this.#o.commands,
+    });
+    if ("refused" in file) this.#refuse(file.refused, { command: shortArg(command) });
     // close() or a cancel may have come while we awaited: start nothing then.
     this.#throwIfGone(signal, command, details);
-    const [bin, ...pre] = [...(this.#o.prefix ?? []), command];
+    // The resolved file: a symlink retargeted after the check cannot change what runs.
+    const [bin, ...pre] = [...(this.#o.prefix ?? []), file.path];
     let proc: Deno.ChildProcess;
     try {
       proc = new Deno.Command(bin!, {
@@ -651,49 +446,6 @@ export class ProcessService implements AsyncDisposable {
         : `the request to run ${command} was cancelled before it started`,
       { details },
     );
-  }
-
-  /**
-   * The command must be an executable file the plugin cannot change: not in a folder it may
-   * write (its code or data folders) and not writable by group or others.
-   */
-  async #checkCommandFile(command: string, details: Record<string, unknown>): Promise<void> {
-    let real: string;
-    let info: Deno.FileInfo;
-    try {
-      real = await Deno.realPath(command);
-      info = await Deno.stat(real);
-    } catch (cause) {
-      throw new ProcessServiceError(
-        "PROCESS_SPAWN_FAILED",
-        `cannot run ${command} for plugin ${this.#o.plugin}: ${(cause as Error).message}`,
-        { cause, details },
-      );
-    }
-    if (!info.isFile || (info.mode !== null && (info.mode & 0o111) === 0)) {
-      throw new ProcessServiceError(
-        "PROCESS_SPAWN_FAILED",
-        `cannot run ${command} for plugin ${this.#o.plugin}: it is not an executable file`,
-        { details },
-      );
-    }
-    const given = this.#o.forbiddenRoots ?? [this.#o.cwd];
-    const roots = [
-      ...given,
-      ...(await Promise.all(given.map((r) => Deno.realPath(r).catch(() => r)))),
-    ];
-    const inRoot = roots.find((r) => isInside(real, r) || isInside(command, r));
-    const writable = info.mode !== null && (info.mode & 0o022) !== 0;
-    if (inRoot !== undefined || writable) {
-      this.#refuse(
-        `plugin ${this.#o.plugin} may not run ${command}: ${
-          inRoot !== undefined
-            ? `it is inside ${inRoot}, where plugins' code and data live`
-            : "it is writable by group or others"
-        }; grant a program installed outside the plugins' reach`,
-        { command },
-      );
-    }
   }
 
   /** SIGKILLs what is left of a child's process group, if it has one. */

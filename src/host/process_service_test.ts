@@ -191,7 +191,7 @@ Deno.test("a command inside a plugin's folders, or writable by others, is refuse
       );
       await assert.rejects(
         call("exec", { command: shared }),
-        code("PROCESS_NOT_ALLOWED", /writable by group or others/),
+        code("PROCESS_NOT_ALLOWED", /writable by others/),
       );
     });
   } finally {

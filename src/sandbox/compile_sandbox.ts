@@ -1,7 +1,8 @@
 import { basename, dirname, isAbsolute, join, normalize, resolve } from "node:path";
 import { type FilesystemGrant, isInside, type PluginDescriptor } from "../manifest/mod.ts";
 import { classifyHost, DENY_RANGES, netEntry, parseHost } from "./_net_host.ts";
-import { DEFAULT_HANDSHAKE } from "../sdk/handshake.ts";
+import { compileEnv } from "./env_rules.ts";
+import { checkProcessGrants, describeProcess } from "./process_rules.ts";
 import { SandboxError } from "./sandbox_error.ts";
 import type { CompiledSandbox, Refusal, ResolvedFsGrant, SandboxContext } from "./types.ts";
 
@@ -16,21 +17,8 @@ export const BASE_FLAGS: readonly string[] = Object.freeze([
 
 const SYSTEM_DIRS = ["/proc", "/dev", "/sys"];
 const DATA_DIR_VAR = "${DATA_DIR}";
-/** The env var that tells a plugin with a `${DATA_DIR}` grant where its data folder is. */
-export const DATA_DIR_ENV = "PLUGSCONC_DATA_DIR";
+export { DATA_DIR_ENV } from "./env_rules.ts";
 const BAD_PATH_CHARS = /[,\0\n\r]/;
-
-/**
- * Env names a manifest may never declare, whatever value the host config gives: they change
- * how Deno or the dynamic loader behave before any permission applies (for example
- * `DENO_PERMISSION_BROKER_PATH` disables every flag, `LD_PRELOAD` loads native code, and
- * `SSLKEYLOGFILE` makes Deno write TLS secrets to a file without `--allow-write`).
- */
-const REFUSED_ENV_PREFIXES = ["DENO_", "LD_", "DYLD_"];
-const REFUSED_ENV_NAMES = new Set(["SSLKEYLOGFILE", "GLIBC_TUNABLES"]);
-/** A handshake cookie name that no runtime, loader or library reads. */
-const COOKIE_KEY = /^(?!.*_PATH$)[A-Z][A-Z0-9_]*(?:PLUGIN|COOKIE|MAGIC)[A-Z0-9_]*$/;
-const DEFAULT_COOKIE_KEY = DEFAULT_HANDSHAKE.magic_cookie_key;
 
 function overlaps(a: string, b: string): boolean {
   return isInside(a, b) || isInside(b, a);
@@ -76,10 +64,6 @@ function defaultIsDirectory(path: string): boolean | undefined {
 
 function sortedUnique(values: Iterable<string>): string[] {
   return [...new Set(values)].sort();
-}
-
-function shellWord(word: string): string {
-  return /^[A-Za-z0-9_./:=@%+,*-]+$/.test(word) ? word : JSON.stringify(word);
 }
 
 /** A host-owned path no grant may touch. */
@@ -357,170 +341,6 @@ function compileNetwork(
   return { allow, deny: sortedUnique(deny), unstable };
 }
 
-function compileEnv(
-  plugin: PluginDescriptor,
-  ctx: SandboxContext,
-  out: CompileOut,
-): { env: Record<string, string>; names: string[] } {
-  const { magic_cookie_key: cookieKey, magic_cookie_value: cookieValue } =
-    plugin.manifest.handshake;
-  const hostSet = new Set([cookieKey, "DENO_DIR", "NO_COLOR", DATA_DIR_ENV]);
-  // The cookie's value comes from the manifest, so its name must not be one anything reads:
-  // LD_PRELOAD=./evil.so would load the plugin's native code before any permission applies.
-  if (!COOKIE_KEY.test(cookieKey) || REFUSED_ENV_PREFIXES.some((p) => cookieKey.startsWith(p))) {
-    out.refuse({
-      at: "handshake.magic_cookie_key",
-      grant: cookieKey,
-      reason: "the cookie must be the plugin's own variable: upper case, containing PLUGIN, " +
-        "COOKIE or MAGIC, not ending in _PATH, and not DENO_*, LD_* or DYLD_* (its value comes " +
-        `from the manifest); e.g. ACME_PLUGIN, or leave the default ${DEFAULT_COOKIE_KEY}`,
-    });
-  }
-  const values = ctx.config.plugins[plugin.name]?.env ?? {};
-  const env: Record<string, string> = {
-    [cookieKey]: cookieValue,
-    DENO_DIR: ctx.denoCacheDir,
-    NO_COLOR: "1",
-  };
-  const names = new Set([cookieKey]);
-  // A plugin with a ${DATA_DIR} grant learns where that is (it cannot guess the host's layout).
-  const usesDataDir = plugin.manifest.capabilities.filesystem.some((g) =>
-    g.path === DATA_DIR_VAR || g.path.startsWith(`${DATA_DIR_VAR}/`)
-  );
-  if (usesDataDir) {
-    env[DATA_DIR_ENV] = ctx.dataDir;
-    names.add(DATA_DIR_ENV);
-  }
-  const declared = new Set(plugin.manifest.capabilities.env);
-  plugin.manifest.capabilities.env.forEach((name, i) => {
-    const at = `capabilities.env[${i}]`;
-    const upper = name.toUpperCase();
-    if (REFUSED_ENV_PREFIXES.some((p) => upper.startsWith(p)) || REFUSED_ENV_NAMES.has(upper)) {
-      return out.refuse({
-        at,
-        grant: name,
-        reason: "DENO_*, LD_*, DYLD_*, SSLKEYLOGFILE and GLIBC_TUNABLES change how Deno or the " +
-          "loader run before any permission applies; remove it from capabilities.env",
-      });
-    }
-    if (hostSet.has(name)) {
-      return out.refuse({
-        at,
-        grant: name,
-        reason: `${name} is set by the host (handshake cookie, DENO_DIR, NO_COLOR, ` +
-          `${DATA_DIR_ENV}); remove it ` +
-          "from capabilities.env",
-      });
-    }
-    const value = Object.hasOwn(values, name) ? values[name] : undefined;
-    if (value === undefined) {
-      out.warn(
-        `declared env ${name} has no value in plugins.${plugin.name}.env; it is unset`,
-      );
-    } else if (value.includes("\0")) {
-      return out.refuse({
-        at: `plugins.${plugin.name}.env.${name}`,
-        grant: name,
-        reason: "the value contains a NUL character, which no environment can hold; fix the " +
-          "host config",
-      });
-    } else {
-      env[name] = value;
-    }
-    // Readable even when unset: with a cleared env that reveals nothing, and plugin code can
-    // fall back to a default instead of failing with NotCapable.
-    names.add(name);
-  });
-  for (const name of Object.keys(values)) {
-    if (!declared.has(name)) {
-      out.warn(
-        `plugins.${plugin.name}.env.${name} is not declared in the manifest's capabilities.env; ` +
-          "it is not passed",
-      );
-    }
-  }
-  return { env, names: sortedUnique(names) };
-}
-
-/**
- * Programs that run whatever their arguments name: a grant of one with a wildcard argument
- * hands the plugin arbitrary code execution outside the sandbox.
- */
-const LAUNCHERS = new Set([
-  "sh",
-  "bash",
-  "dash",
-  "zsh",
-  "ksh",
-  "fish",
-  "csh",
-  "tcsh",
-  "busybox",
-  "env",
-  "xargs",
-  "find",
-  "nice",
-  "nohup",
-  "timeout",
-  "stdbuf",
-  "setsid",
-  "setpriv",
-  "sudo",
-  "su",
-  "doas",
-  "chroot",
-  "ssh",
-  "perl",
-  "python",
-  "python3",
-  "ruby",
-  "node",
-  "deno",
-  "bun",
-  "php",
-  "lua",
-  "awk",
-  "gawk",
-  "sed",
-  "make",
-  "git",
-  "watch",
-  "script",
-  "expect",
-  "flock",
-  "strace",
-  "gdb",
-]);
-
-function checkProcess(plugin: PluginDescriptor, strict: boolean, out: CompileOut): void {
-  plugin.manifest.capabilities.process.forEach((cap, i) => {
-    if (!("exec" in cap)) return;
-    const { command, args } = cap.exec;
-    const name = command.slice(command.lastIndexOf("/") + 1).replace(/[0-9.]+$/, "");
-    const wild = args.some((a) => a === "*" || a === "${DATA_DIR}/*");
-    if (!LAUNCHERS.has(name) || !wild) return;
-    const at = `capabilities.process[${i}].exec`;
-    const why =
-      `${command} runs whatever its arguments name, and "*" lets the plugin choose them: ` +
-      "that is any code, outside the sandbox, with the host's rights";
-    if (strict) {
-      out.refuse({
-        at,
-        grant: [command, ...args].join(" "),
-        reason: `${why}; grant the program itself, or spell its arguments out`,
-      });
-    } else out.warn(`${at}: ${why} (allowed: policy permissive)`);
-  });
-}
-
-function describeProcess(plugin: PluginDescriptor): string[] {
-  return plugin.manifest.capabilities.process.map((cap) =>
-    "exec" in cap
-      ? ["exec", cap.exec.command, ...cap.exec.args].map(shellWord).join(" ")
-      : `kill ${cap.kill.join(", ")}`
-  );
-}
-
 /**
  * The permission compiler: turns a plugin's manifest and the host config into the exact
  * `deno run` arguments and environment of its process. Pure, apart from `ctx.realPath` and
@@ -562,7 +382,7 @@ export function compileSandbox(plugin: PluginDescriptor, ctx: SandboxContext): C
   const fs = compileFilesystem(plugin, ctx, out);
   const net = compileNetwork(plugin, ctx, out);
   const { env, names } = compileEnv(plugin, ctx, out);
-  checkProcess(plugin, ctx.config.security.policy === "strict", out);
+  const commands = checkProcessGrants(plugin, ctx, out);
   const process = describeProcess(plugin);
 
   const mb = ctx.config.plugins[plugin.name]?.memory_mb ??
@@ -590,6 +410,7 @@ export function compileSandbox(plugin: PluginDescriptor, ctx: SandboxContext): C
     warnings: Object.freeze(warnings),
     refusals: Object.freeze(refusals),
     fs: Object.freeze(fs.grants),
+    commands: Object.freeze(commands),
     grants: Object.freeze({
       read: Object.freeze(read),
       write: Object.freeze(write),

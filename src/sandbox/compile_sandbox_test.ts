@@ -82,10 +82,13 @@ Deno.test("compileSandbox() never emits a forbidden or unlisted flag, even for a
         egress: [{ protocol: "udp", hosts: ["api.example.com"], ports: [443] }],
         ingress: [{ ports: [9000] }],
       },
-      process: [{ exec: { command: "/usr/bin/rsync", args: ["-a", "*"] } }, { kill: ["children"] }],
+      process: [{ exec: { command: "/bin/echo", args: ["-n", "*"] } }, { kill: ["children"] }],
       env: ["TZ"],
     },
-  }, { plugins: { cat: { env: { TZ: "UTC" } } } });
+  }, {
+    plugins: { cat: { env: { TZ: "UTC" } } },
+    security: { process: { allow: [{ command: "/bin/echo", options: ["-n"] }] } },
+  });
   assert.deepEqual(c.refusals, []);
   const allowed =
     /^(?:run|--no-prompt|--no-config|--cached-only|--no-remote|--no-npm|--unstable-net|--(?:import-map|v8-flags|allow-read|allow-write|allow-net|deny-net|allow-env)=.+)$/;
@@ -774,34 +777,6 @@ Deno.test("compileSandbox() lists process capabilities as text and never as flag
   });
   assert.deepEqual(c.grants.process, ['exec /usr/bin/rsync -a * "two words"', "kill children"]);
   assert.ok(!c.argv.some((a) => a.includes("run=") || a.includes("rsync")));
-});
-
-Deno.test("compileSandbox() refuses a launcher (shell, env, ssh, ...) with a wildcard argument (strict) and warns (permissive)", async (t) => {
-  await using host = await makeHost();
-  const manifest = {
-    capabilities: {
-      process: [
-        { exec: { command: "/bin/sh", args: ["-c", "*"] } },
-        { exec: { command: "/usr/bin/python3.12", args: ["${DATA_DIR}/*"] } },
-        // Spelled out, a shell line is just that line; rsync is not a launcher.
-        { exec: { command: "/bin/sh", args: ["-c", "date"] } },
-        { exec: { command: "/usr/bin/rsync", args: ["-a", "*", "*"] } },
-      ],
-    },
-  };
-  await t.step("strict", async () => {
-    const c = await compile(host, manifest);
-    assert.deepEqual(c.refusals.map((r) => r.at), [
-      "capabilities.process[0].exec",
-      "capabilities.process[1].exec",
-    ]);
-    assert.match(c.refusals[0]!.reason, /runs whatever its arguments name/);
-  });
-  await t.step("permissive", async () => {
-    const c = await compile(host, manifest, { security: { policy: "permissive" } });
-    assert.deepEqual(c.refusals, []);
-    assert.equal(c.warnings.filter((w) => /runs whatever its arguments name/.test(w)).length, 2);
-  });
 });
 
 // ---------------------------------------------------------------------------- end to end

@@ -48,6 +48,14 @@ export function explainSandbox(
     ...list("net", grants.net),
     ...list("env", grants.env),
     ...list("process (served by the host, never a Deno flag)", grants.process),
+    ...(compiled.commands.length === 0 ? [] : list(
+      "commands run as (checked again at every spawn; outside the sandbox, with the host's rights)",
+      compiled.commands.map((c) =>
+        `${c.command}${c.real === c.command ? "" : ` -> ${c.real}`}${
+          c.launcher === undefined ? "" : ` (${c.launcher})`
+        }`
+      ),
+    )),
     "",
     ...(warnings.length === 0 ? ["warnings: none"] : [
       `warnings (${warnings.length}):`,

@@ -4,6 +4,7 @@
  * cannot do by themselves.
  *
  * - {@linkcode compileSandbox}: capabilities -> argv + env, with refusals and warnings.
+ * - {@linkcode checkProcessGrants}: process grants, their commands identified by the file.
  * - {@linkcode checkGrantSymlinks}: granted folders must hold no symlink leading outside.
  * - {@linkcode checkModuleGraph}: static imports bypass `--allow-read`, so the module graph
  *   must stay inside the plugin folder and the SDK.
@@ -26,6 +27,14 @@
  * @module
  */
 export { checkGrantSymlinks, type CheckSymlinksOptions } from "./check_symlinks.ts";
+export {
+  type CommandIdentity,
+  identifyCommand,
+  type IdentifyOptions,
+  LAUNCHER_NAMES,
+  PSEUDO_DIRS,
+  swappableBy,
+} from "./command_identity.ts";
 export { assertSafeArgv, BASE_FLAGS, compileSandbox } from "./compile_sandbox.ts";
 export { explainSandbox } from "./explain.ts";
 export {
@@ -42,5 +51,12 @@ export {
   type SandboxErrorOptions,
   throwIfRefused,
 } from "./sandbox_error.ts";
-export type { CompiledSandbox, Refusal, ResolvedFsGrant, SandboxContext } from "./types.ts";
+export { checkProcessGrants } from "./process_rules.ts";
+export type {
+  CompiledSandbox,
+  Refusal,
+  ResolvedCommand,
+  ResolvedFsGrant,
+  SandboxContext,
+} from "./types.ts";
 export { describeWidening, type WidenedGrant, widenedGrants } from "./widened_grants.ts";

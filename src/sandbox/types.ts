@@ -1,5 +1,6 @@
 import type { Config } from "../config/mod.ts";
 import type { PluginDescriptor } from "../manifest/mod.ts";
+import type { CommandIdentity } from "./command_identity.ts";
 
 /** Host facts the permission compiler needs besides the manifest and config. */
 export interface SandboxContext {
@@ -27,6 +28,26 @@ export interface SandboxContext {
   readonly isDirectory?: (path: string) => boolean | undefined;
   /** More host-owned paths that are never grantable (the SDK file, the host binary, ...). */
   readonly protectedPaths?: readonly string[];
+  /**
+   * Identifies a process grant's command by the file it is; default
+   * {@linkcode identifyCommand} (reads the filesystem). A string says why it cannot run.
+   */
+  readonly identifyCommand?: (command: string) => CommandIdentity | string;
+}
+
+/**
+ * A process grant's command pinned to the file it resolved to when the sandbox was compiled:
+ * the process service runs that file, and refuses if the path names another file by then.
+ */
+export interface ResolvedCommand {
+  /** As the manifest writes it. */
+  readonly command: string;
+  /** The file it resolved to (symlinks followed). */
+  readonly real: string;
+  readonly dev: number;
+  readonly ino: number;
+  /** Why it is a launcher, if it is one (granted by the operator or under permissive). */
+  readonly launcher?: string;
 }
 
 /** One filesystem grant after resolution. */
@@ -61,6 +82,8 @@ export interface CompiledSandbox {
   readonly warnings: readonly string[];
   /** Grants refused; a plugin with any refusal must not start. */
   readonly refusals: readonly Refusal[];
+  /** The process grants' commands, each pinned to its file (refused ones left out). */
+  readonly commands: readonly ResolvedCommand[];
   /** The filesystem grants given (refused ones left out), for the symlink check. */
   readonly fs: readonly ResolvedFsGrant[];
   /** What was granted, for `plugins inspect` and `run`. */

@@ -1,0 +1,144 @@
+import { isInside, type PluginDescriptor } from "../manifest/mod.ts";
+import { type CommandIdentity, identifyCommand, swappableBy } from "./command_identity.ts";
+import type { Refusal, ResolvedCommand, SandboxContext } from "./types.ts";
+
+/** The manifest's wildcard arguments: one plugin-chosen word, or a path in its data folder. */
+const WILDCARDS = new Set(["*", "${DATA_DIR}/*"]);
+
+/** Where the process rules report refusals and warnings. */
+export interface RuleOut {
+  refuse(r: Refusal): void;
+  warn(w: string): void;
+}
+
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+,*-]+$/.test(word) ? word : JSON.stringify(word);
+}
+
+/** The process grants as text, for `plugins inspect` and `run`. */
+export function describeProcess(plugin: PluginDescriptor): string[] {
+  return plugin.manifest.capabilities.process.map((cap) =>
+    "exec" in cap
+      ? ["exec", cap.exec.command, ...cap.exec.args].map(shellWord).join(" ")
+      : `kill ${cap.kill.join(", ")}`
+  );
+}
+
+/** `security.process.allow`, each entry resolved to the file it names (missing ones left out). */
+function operatorList(
+  ctx: SandboxContext,
+  identify: (command: string) => CommandIdentity | string,
+): { entry: { command: string; options: readonly string[] }; id: CommandIdentity }[] {
+  return ctx.config.security.process.allow.flatMap((entry) => {
+    const id = identify(entry.command);
+    return typeof id === "string" ? [] : [{ entry, id }];
+  });
+}
+
+/**
+ * The rules for `capabilities.process` (DESIGN §4; the README's trust model for process
+ * grants). Each `exec` command is identified by the file it resolves to
+ * ({@linkcode identifyCommand}), never by its name, and:
+ *
+ * - a pseudo path (`/proc/self/exe`, `/dev/fd/3`), a missing or non-executable file, a file in
+ *   a plugins or data folder, or one that someone besides its owner could replace, is refused
+ *   under every policy (permissive only warns about a missing file);
+ * - under `strict`, a launcher (shell, interpreter, script, a program that runs its arguments)
+ *   and any grant with a wildcard argument are refused unless the host operator lists the
+ *   command (the same file) under `security.process.allow`; next to a wildcard, a literal
+ *   option (`-c`, `-e`, ...) is refused unless that entry lists it (`--` always passes);
+ * - under `permissive`, those are warnings.
+ *
+ * @returns the commands granted, each pinned to its file, for the process service
+ */
+export function checkProcessGrants(
+  plugin: PluginDescriptor,
+  ctx: SandboxContext,
+  out: RuleOut,
+): ResolvedCommand[] {
+  const strict = ctx.config.security.policy === "strict";
+  const identify = ctx.identifyCommand ?? ((c: string) => identifyCommand(c));
+  const grants = plugin.manifest.capabilities.process.flatMap((cap, i) =>
+    "exec" in cap ? [{ ...cap.exec, at: `capabilities.process[${i}].exec` }] : []
+  );
+  if (grants.length === 0) return [];
+  const listed = operatorList(ctx, identify);
+  const writableRoots = [ctx.config.dirs.plugins, ctx.config.dirs.data, plugin.dir, ctx.dataDir];
+  const resolved = new Map<string, ResolvedCommand>();
+  for (const { command, args, at } of grants) {
+    const grant = [command, ...args].map(shellWord).join(" ");
+    const refuse = (reason: string) => out.refuse({ at, grant, reason });
+    const id = identify(command);
+    if (typeof id === "string") {
+      // A missing program under permissive: the spawn fails later, with the same words.
+      if (!strict && /cannot be resolved/.test(id)) {
+        out.warn(`${at}: ${id}`);
+        continue;
+      }
+      refuse(id);
+      continue;
+    }
+    const root = writableRoots.find((r) => isInside(id.real, r) || isInside(command, r));
+    if (root !== undefined) {
+      refuse(
+        `${id.real} lies in ${root}, where plugins' code and data live: a program there is ` +
+          "the plugin's own code, outside the sandbox; grant a program installed outside",
+      );
+      continue;
+    }
+    const swap = swappableBy(id.real);
+    if (swap !== undefined) {
+      refuse(
+        `${command} resolves to ${id.real}, and ${swap}: it could be replaced by another program`,
+      );
+      continue;
+    }
+    const entry = listed.find((l) => l.id.dev === id.dev && l.id.ino === id.ino)?.entry;
+    const wild = args.some((a) => WILDCARDS.has(a));
+    const problems: string[] = [];
+    if (id.launcher !== undefined && entry === undefined) {
+      problems.push(
+        `${command} is ${id.launcher}. Its arguments are code, and that code can run files ` +
+          "the plugin writes: anything, outside the sandbox, with the host's rights",
+      );
+    }
+    if (wild && entry === undefined) {
+      problems.push(
+        `a wildcard argument ("*" or "\${DATA_DIR}/*") lets the plugin choose what ${command} ` +
+          "is given, and plugsconc cannot know what every program does with its arguments",
+      );
+    }
+    if (wild) {
+      const options = args.filter((a) => !WILDCARDS.has(a) && a.startsWith("-") && a !== "--");
+      const unlisted = options.filter((o) => !(entry?.options ?? []).includes(o));
+      if (unlisted.length > 0) {
+        problems.push(
+          `the option${unlisted.length > 1 ? "s" : ""} ${unlisted.join(" ")} next to a ` +
+            `wildcard may make ${command} treat the plugin's word as code or as a command ` +
+            "(like sh -c, perl -e, tar --to-command)",
+        );
+      }
+    }
+    if (problems.length > 0) {
+      const fix = `list it under security.process.allow in the host config${
+        wild ? ", with the options it may take next to a wildcard" : ""
+      }, if the host operator vouches for it`;
+      if (strict) {
+        refuse(
+          `${problems.join("; ")}. Under security.policy strict only the host operator can ` +
+            `grant this: ${fix}; or spell every argument out`,
+        );
+        continue;
+      }
+      out.warn(`${at}: ${problems.join("; ")} (allowed: policy permissive)`);
+    }
+    resolved.set(command, {
+      command,
+      real: id.real,
+      dev: id.dev,
+      ino: id.ino,
+      ...(id.launcher === undefined ? {} : { launcher: id.launcher }),
+    });
+  }
+  return [...resolved.values()];
+}
