@@ -24,6 +24,28 @@ export function describeProcess(plugin: PluginDescriptor): string[] {
   );
 }
 
+function realOr(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * Whether a literal argument names a file in a folder the plugin writes or ships (it could
+ * change what the command reads, and a program that runs what it reads runs the plugin's
+ * code), or climbs out of the children's folder with a `..` segment.
+ */
+function reachesPluginFiles(arg: string, roots: readonly string[]): boolean {
+  if (/(?:^|[\s/=:'"])\.\.(?:$|[\s/'"])/.test(arg)) return true;
+  return roots.some((r) => {
+    const at = arg.indexOf(r);
+    const next = arg[at + r.length];
+    return at >= 0 && (next === undefined || next === "/" || /[\s'":;,]/.test(next));
+  });
+}
+
 /** `security.process.allow`, each entry resolved to the file it names (missing ones left out). */
 function operatorList(
   ctx: SandboxContext,
@@ -64,6 +86,7 @@ export function checkProcessGrants(
   if (grants.length === 0) return [];
   const listed = operatorList(ctx, identify);
   const writableRoots = [ctx.config.dirs.plugins, ctx.config.dirs.data, plugin.dir, ctx.dataDir];
+  const pluginRoots = [...new Set(writableRoots.flatMap((r) => [r, realOr(r)]))];
   const resolved = new Map<string, ResolvedCommand>();
   for (const { command, args, at } of grants) {
     const grant = [command, ...args].map(shellWord).join(" ");
@@ -119,15 +142,22 @@ export function checkProcessGrants(
         );
       }
     }
+    const reaching = args.filter((a) => !WILDCARDS.has(a) && reachesPluginFiles(a, pluginRoots));
+    if (reaching.length > 0) {
+      problems.push(
+        `the argument${reaching.length > 1 ? "s" : ""} ${reaching.map(shellWord).join(" ")} ` +
+          "name the plugins' or data folders (or climb with ..): the plugin can change what " +
+          `${command} reads there; pass data as \${DATA_DIR}/* instead`,
+      );
+    }
     if (problems.length > 0) {
-      const fix = `list it under security.process.allow in the host config${
-        wild ? ", with the options it may take next to a wildcard" : ""
-      }, if the host operator vouches for it`;
+      const fix = entry !== undefined
+        ? "the host operator lists the command, but not this"
+        : "only the host operator can grant this: list it under security.process.allow in the " +
+          `host config${wild ? ", with the options it may take next to a wildcard" : ""}, if ` +
+          "they vouch for it; or spell every argument out";
       if (strict) {
-        refuse(
-          `${problems.join("; ")}. Under security.policy strict only the host operator can ` +
-            `grant this: ${fix}; or spell every argument out`,
-        );
+        refuse(`${problems.join("; ")}. Under security.policy strict ${fix}`);
         continue;
       }
       out.warn(`${at}: ${problems.join("; ")} (allowed: policy permissive)`);

@@ -202,3 +202,23 @@ Deno.test("a command in a plugin or data folder, or in a folder others can write
     assert.match(c.refusals[1]!.reason, /where plugins' code and data live/);
   }
 });
+
+Deno.test("a literal argument naming the plugins' or data folders, or climbing with .., is refused under strict", async () => {
+  await using host = await makeHost();
+  const rows = [
+    join(host.dataDir, "plugins", "cat", "cmds.sql"),
+    `.read ${join(host.pluginsDir, "cat", "x.sql")}`,
+    "../../plugins/cat/x.sql",
+    `--init=${host.dataDir}`,
+  ];
+  const execs = rows.map((a) => ({ command: "/bin/cat", args: [a] }));
+  const strict = await compile(host, execs);
+  assert.equal(strict.refusals.length, rows.length, JSON.stringify(strict.refusals));
+  for (const r of strict.refusals) assert.match(r.reason, /name the plugins' or data folders/);
+  const permissive = await compile(host, execs, PERMISSIVE);
+  assert.deepEqual(permissive.refusals, []);
+  assert.equal(permissive.warnings.length, rows.length);
+  // A path that merely starts like the data folder is another folder.
+  const near = await compile(host, [{ command: "/bin/cat", args: [`${host.dataDir}-old/x`] }]);
+  assert.deepEqual(near.refusals, []);
+});
