@@ -155,7 +155,9 @@ export function checkProcessGrants(
         ? "the host operator lists the command, but not this"
         : "only the host operator can grant this: list it under security.process.allow in the " +
           `host config${wild ? ", with the options it may take next to a wildcard" : ""}, if ` +
-          "they vouch for it; or spell every argument out";
+          `they vouch for it${
+            wild && id.launcher === undefined ? "; or spell every argument out" : ""
+          }`;
       if (strict) {
         refuse(`${problems.join("; ")}. Under security.policy strict ${fix}`);
         continue;
