@@ -7,8 +7,9 @@
  *
  * @module
  */
-export { jobErrorToError, poolOptionsFromConfig, WorkerPool } from "./worker_pool.ts";
-export type { StopOptions, WorkerPoolOptions } from "./worker_pool.ts";
+export { type StopOptions, WorkerPool } from "./worker_pool.ts";
+export { poolOptionsFromConfig, type WorkerPoolOptions } from "./worker_pool_options.ts";
+export { jobErrorToError } from "./job_error.ts";
 export { PoolError, type PoolErrorCode } from "./pool_error.ts";
 export type {
   DurationSummary,
