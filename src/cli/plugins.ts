@@ -106,18 +106,15 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
       const withLinks = { ...compiled, refusals: [...compiled.refusals, ...symlinkRefusals] };
       // The same check as before every spawn: what the plugin's code imports.
       const graph = await graphFiles(config, loaded.file, plugin, runtime).then(
-        (all) => ({
-          ok: true as const,
-          all,
-          files: all.filter((f) => !runtime.sdkFiles.has(f)),
-        }),
+        (all) => ({ ok: true as const, files: all.filter((f) => !runtime.sdkFiles.has(f)) }),
         (error: unknown) => ({ ok: false as const, error }),
       );
-      // And the checksum check, as before every spawn (only when the graph could be built).
+      // And the checksum check of the whole folder, as before every spawn (which runs it only
+      // once the graph passed).
       let checksum: CheckOutcome<{ status: VerifyStatus; actual: string }> | undefined;
       if (graph.ok) {
         await using pool = new WorkerPool({ maxWorkers: 1 });
-        checksum = await verifyPlugin(pool, plugin, graph.all)
+        checksum = await verifyPlugin(pool, plugin)
           .then((r) => {
             assertVerified(r, { required: config.security.require_checksums });
             return { ok: true as const, status: r.status, actual: r.actual };

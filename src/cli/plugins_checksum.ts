@@ -4,7 +4,7 @@ import { loadConfig } from "../config/mod.ts";
 import { prepareRuntime } from "../host/mod.ts";
 import {
   assertVerified,
-  checksumPlugin,
+  digestPlugin,
   IntegrityError,
   verifyPlugin,
   type VerifyResult,
@@ -39,16 +39,20 @@ function errorInfo(e: unknown): { code?: string; message: string } {
 }
 
 /**
- * Adds `plugins checksum <name>` (hashes the module graph in the worker pool, writes
- * `<entrypoint>.sha256`, prints it) and `plugins verify [names...]` (checks every plugin
- * against its `.sha256` file and manifest `security.checksum`, prints a table; exit code 1 on
- * a mismatch or an error, and on an unsigned plugin when `security.require_checksums` is on).
+ * Adds `plugins checksum <name>` (hashes the plugin folder in the worker pool: every file and
+ * symlink but the manifest and the checksum file; writes `<entrypoint>.sha256`, prints it) and
+ * `plugins verify [names...]` (checks every plugin against its `.sha256` file and manifest
+ * `security.checksum` with the same function the host runs before every spawn, prints a table;
+ * exit code 1 on a mismatch or an error, and on an unsigned plugin when
+ * `security.require_checksums` is on). Both first run the module-graph check a spawn runs, so
+ * a plugin that could not start is neither signed nor reported as ok.
  */
 export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContext): void {
   pluginsCommand
     .command("checksum")
     .description(
-      "hash a plugin's module graph (SHA-256) and write it to <entrypoint>.sha256",
+      "hash a plugin folder (SHA-256 of every file and symlink in it but manifest.yaml and " +
+        "the checksum file) and write it to <entrypoint>.sha256",
     )
     .argument("<name>", "plugin name")
     .option("--dry-run", "print the checksum without writing the file")
@@ -61,16 +65,23 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
       const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
       const plugin = findPlugin(discovery, name);
       const runtime = await prepareRuntime(config);
-      const files = await graphFiles(config, loaded.file, plugin, runtime);
+      // A plugin that imports from outside its folder would be refused at spawn: not signed.
+      await graphFiles(config, loaded.file, plugin, runtime);
       await using pool = new WorkerPool(poolOptionsFromConfig(config.worker_pool));
-      const hex = await checksumPlugin(pool, plugin, files, { signal: ctx.io.signal });
+      const digest = await digestPlugin(pool, plugin, { signal: ctx.io.signal });
+      const hex = digest.hex;
       const written = opts.dryRun
         ? { path: undefined, text: `${hex}  ${basename(plugin.entrypoint)}\n` }
         : await writeChecksumFile(plugin, hex);
       if (opts.json) {
         ctx.io.out(
           JSON.stringify(
-            { name: plugin.name, sha256: hex, file: written.path ?? null, modules: files },
+            {
+              name: plugin.name,
+              sha256: hex,
+              file: written.path ?? null,
+              files: digest.files.map((f) => ({ path: f.path, kind: f.kind, sha256: f.sha256 })),
+            },
             null,
             2,
           ) + "\n",
@@ -87,8 +98,8 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
   pluginsCommand
     .command("verify")
     .description(
-      "check every plugin's module graph against its <entrypoint>.sha256 file and manifest " +
-        "security.checksum",
+      "check every plugin folder against its <entrypoint>.sha256 file and manifest " +
+        "security.checksum, as the host does before every spawn",
     )
     .argument("[names...]", "only these plugins (default: all)")
     .option("--json", "print JSON")
@@ -115,8 +126,9 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
         rows.push(
           ...await Promise.all(chosen.map(async (plugin): Promise<Row> => {
             try {
-              const files = await graphFiles(config, loaded.file, plugin, runtime);
-              const result = await verifyPlugin(pool, plugin, files, { signal: ctx.io.signal });
+              // As before a spawn: the module-graph check, then the folder's checksum.
+              await graphFiles(config, loaded.file, plugin, runtime);
+              const result = await verifyPlugin(pool, plugin, { signal: ctx.io.signal });
               return { name: plugin.name, status: result.status, result };
             } catch (e) {
               return { name: plugin.name, status: "error", error: errorInfo(e) };
@@ -161,7 +173,7 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
             for (const e of r.result!.expected.filter((e) => !e.matches)) {
               ctx.io.err(
                 `${r.name}: ${e.source === "file" ? e.where : `security.checksum in ${e.where}`}` +
-                  ` expects ${e.hex}, the module graph hashes to ${r.result!.actual}\n`,
+                  ` expects ${e.hex}, the plugin folder hashes to ${r.result!.actual}\n`,
               );
             }
           }

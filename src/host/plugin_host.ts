@@ -3,7 +3,13 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type Config, loadConfig, type LoadedConfig, resolveConfig } from "../config/mod.ts";
 import { PlugsconcError } from "../errors/mod.ts";
-import { assertVerified, checksumFilePath, verifyPlugin } from "../integrity/mod.ts";
+import {
+  assertVerified,
+  checksumFilePath,
+  digestPlugin,
+  IntegrityError,
+  verifyPlugin,
+} from "../integrity/mod.ts";
 import { LogStore } from "../logs/mod.ts";
 import { MetricsRegistry } from "../metrics/mod.ts";
 import {
@@ -152,7 +158,8 @@ export interface PluginHostEvents {
   };
   /**
    * The outcome of a change batch of the watcher: a plugin `reloaded`, `started` (a new folder),
-   * `stopped` (its folder removed), `refused` (a bad change: the old version keeps serving) or
+   * `stopped` (its folder removed, or a signed plugin's folder no longer matches its checksum:
+   * it is failed, `reason` says why), `refused` (a bad change: the old version keeps serving) or
    * `held` (a widening under strict).
    */
   change: {
@@ -189,6 +196,8 @@ export class PluginHost implements AsyncDisposable {
   #started: Promise<void> = Promise.resolve();
   /** The sandbox each plugin name last started with: the baseline of a later reload. */
   readonly #approved = new Map<string, CompiledSandbox>();
+  /** The folder digest each signed plugin version was last verified with at a spawn. */
+  readonly #verified = new WeakMap<PluginDescriptor, string>();
   #changes: Promise<void> = Promise.resolve();
   readonly #pool: WorkerPool | undefined;
   #logs: LogStore | undefined;
@@ -475,7 +484,9 @@ export class PluginHost implements AsyncDisposable {
   /**
    * Applies a change batch: re-validates the plugin's manifest, sandbox and module graph and,
    * if they pass, starts the new version, switches calls to it and drains the old one. A bad
-   * change keeps the old version serving. A removed folder stops its plugin; a new one starts.
+   * change keeps the old version serving, unless the plugin is signed and its folder no longer
+   * matches: then it is stopped (see `#stopIfTampered`). A removed folder stops its plugin; a
+   * new one starts.
    */
   async #onChange(batch: ChangeBatch): Promise<void> {
     if (this.#stopping) return;
@@ -511,6 +522,7 @@ export class PluginHost implements AsyncDisposable {
     try {
       plugin = await loadManifest(batch.dir);
     } catch (e) {
+      if (current && await this.#stopIfTampered(current, dir, paths)) return;
       log.error("change in {dir} refused: {error}; {keeping}", {
         dir,
         paths,
@@ -526,6 +538,7 @@ export class PluginHost implements AsyncDisposable {
       config.plugins[plugin.name]?.enabled === false ||
       (allowed.length > 0 && !allowed.includes(plugin.name))
     ) {
+      if (current && await this.#stopIfTampered(current, dir, paths)) return;
       log.info("change in {dir}: plugin {plugin} is disabled or not allowed; not started", {
         dir,
         plugin: plugin.name,
@@ -535,6 +548,7 @@ export class PluginHost implements AsyncDisposable {
     }
     const clash = this.#entries.get(plugin.name);
     if (clash && clash !== current) {
+      if (current && await this.#stopIfTampered(current, dir, paths)) return;
       log.error("change in {dir} refused: plugin name {plugin} is already used by {other}", {
         dir,
         plugin: plugin.name,
@@ -549,12 +563,14 @@ export class PluginHost implements AsyncDisposable {
       this.#runtime ??= await prepareRuntime(config);
       const held = this.#holdsWidening(current, plugin, this.#runtime, paths);
       if (held) {
+        if (current && await this.#stopIfTampered(current, dir, paths)) return;
         this.#emit("change", { plugin: plugin.name, dir, outcome: "held", paths, reason: held });
         return;
       }
       const policy = effectivePolicy(config, plugin);
       next = { plugin, policy, ...(await this.#launch(plugin, policy, this.#runtime)) };
     } catch (e) {
+      if (current && await this.#stopIfTampered(current, dir, paths, e)) return;
       log.error("reload of {plugin} refused: {error}; {keeping}", {
         plugin: plugin.name,
         paths,
@@ -724,14 +740,16 @@ export class PluginHost implements AsyncDisposable {
         stopGraceMs: settings.stopGraceMs,
         launch: async (signal) => {
           // Re-checked before every spawn: the code on disk may have changed since the last one.
-          const graph = await checkModuleGraph(plugin, {
+          // The graph check refuses static imports from outside the folder; the checksum covers
+          // the whole folder (what a computed import() may load), not only the graph.
+          await checkModuleGraph(plugin, {
             denoBin: ctx.denoBin,
             importMapPath: ctx.importMapPath,
             allowed: ctx.sdkFiles,
             denoDir: denoCacheDir,
             signal,
           });
-          await this.#verifyIntegrity(plugin, graph.files, signal);
+          await this.#verifyIntegrity(plugin, signal);
           // One per process: its children die with it (crash, stop or restart).
           const processes = new ProcessService({
             plugin: plugin.name,
@@ -815,26 +833,84 @@ export class PluginHost implements AsyncDisposable {
   }
 
   /**
-   * Checks the module graph against `<entrypoint>.sha256` and `security.checksum` when the
+   * Checks the plugin folder (every file and symlink but the manifest and the checksum file,
+   * exactly as `plugins verify`) against `<entrypoint>.sha256` and `security.checksum` when the
    * plugin has either (or `security.require_checksums` is on), hashing its files in the pool.
+   * A signed plugin's digest is remembered: a later change batch compares against it.
    */
-  async #verifyIntegrity(
-    plugin: PluginDescriptor,
-    files: readonly string[],
-    signal: AbortSignal,
-  ): Promise<void> {
+  async #verifyIntegrity(plugin: PluginDescriptor, signal: AbortSignal): Promise<void> {
     const required = this.config.security.require_checksums;
     const declared = plugin.manifest.security.checksum !== undefined ||
       await Deno.stat(checksumFilePath(plugin)).then(() => true, () => false);
     if (!required && !declared) return;
     // With the pool off, a one-worker pool hashes and goes away.
     await using temporary = this.#pool ? undefined : new WorkerPool({ maxWorkers: 1 });
-    const result = await verifyPlugin(this.#pool ?? temporary!, plugin, files, { signal });
+    const result = await verifyPlugin(this.#pool ?? temporary!, plugin, { signal });
     assertVerified(result, { required });
+    if (result.status === "ok") this.#verified.set(plugin, result.actual);
     log.info("plugin {plugin}: code matches its checksum {sha256}", {
       plugin: plugin.name,
       sha256: result.actual,
     });
+  }
+
+  /**
+   * When a change batch leaves `current` serving (refused, held, or not replaced), stops it if
+   * its folder no longer verifies: it could still `import()` a changed file. That is when the
+   * reload failed with `CHECKSUM_MISMATCH`, or when the running version was verified against a
+   * checksum at its spawn and the folder no longer hashes to that digest (or cannot be hashed).
+   * The plugin is then failed with the integrity error, logged as an error. Returns whether it
+   * was stopped.
+   */
+  async #stopIfTampered(
+    current: Entry,
+    dir: string,
+    paths: readonly string[],
+    reloadError?: unknown,
+  ): Promise<boolean> {
+    if (current.error !== undefined || current.supervisors === undefined) return false;
+    let error: IntegrityError | undefined;
+    if (reloadError instanceof IntegrityError && reloadError.code === "CHECKSUM_MISMATCH") {
+      error = reloadError;
+    } else {
+      const verified = this.#verified.get(current.plugin);
+      if (verified === undefined) return false;
+      try {
+        await using temporary = this.#pool ? undefined : new WorkerPool({ maxWorkers: 1 });
+        const now = await digestPlugin(this.#pool ?? temporary!, current.plugin);
+        if (now.hex !== verified) {
+          error = new IntegrityError(
+            "CHECKSUM_MISMATCH",
+            `plugin ${current.plugin.name}: its folder changed since its code was verified ` +
+              `(sha256 ${verified} then, ${now.hex} now) and the change was not loaded; the ` +
+              "running version is stopped, as it could load the changed files. If the change " +
+              `is intended, run \`plugsconc plugins checksum ${current.plugin.name}\``,
+            { plugin: current.plugin.name, details: { expected: verified, actual: now.hex } },
+          );
+        }
+      } catch (e) {
+        if (!(e instanceof IntegrityError)) throw e;
+        error = e;
+      }
+    }
+    if (error === undefined) return false;
+    const name = current.plugin.name;
+    log.error("plugin {plugin} stopped: {message}", {
+      plugin: name,
+      code: error.code,
+      message: error.message,
+      paths,
+    });
+    // Failed first, so that no new call reaches it while it stops.
+    this.#entries.set(name, {
+      plugin: current.plugin,
+      policy: current.policy,
+      compiled: current.compiled,
+      error,
+    });
+    await stopEntry(current);
+    this.#emit("change", { plugin: name, dir, outcome: "stopped", paths, reason: error.message });
+    return true;
   }
 
   /**

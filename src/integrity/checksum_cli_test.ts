@@ -1,6 +1,6 @@
 /**
  * `plugins checksum` and `plugins verify`, run in-process on a temp home with real plugin
- * folders (the module graph comes from a real `deno info`).
+ * folders (the module-graph check runs a real `deno info`; the checksum covers the folder).
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
@@ -97,6 +97,26 @@ Deno.test("`plugins verify` exits 1 and names the plugin whose code changed", as
     ["dog", "unsigned"],
   ]);
   assert.match(v.stderr, /error \[CHECKSUM_MISMATCH\]: plugin cat: its code does not match/);
+});
+
+Deno.test("`plugins checksum --json` lists every file of the folder; `verify` sees an edit of one outside the module graph", async () => {
+  await using home = await makeHome();
+  await home.write("plugins/cat/lib/extra", "export const unused = 1;\n");
+  const r = await cli(["-c", home.config, "plugins", "checksum", "cat", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(r.stdout);
+  assert.deepEqual(json.files.map((f: { path: string; kind: string }) => [f.path, f.kind]), [
+    ["lib/extra", "file"],
+    ["lib/sound.ts", "file"],
+    ["main.ts", "file"],
+  ]);
+  assert.equal(json.file, join(home.dir, "plugins/cat/main.ts.sha256"));
+  assert.equal((await cli(["-c", home.config, "plugins", "verify", "cat"])).code, 0);
+  await home.write("plugins/cat/lib/extra", "export const unused = 2;\n");
+  const v = await cli(["-c", home.config, "plugins", "verify", "cat"]);
+  assert.equal(v.code, 1);
+  assert.match(v.stdout, /^cat\s+mismatch\s/m);
+  assert.match(v.stderr, /the plugin folder hashes to [0-9a-f]{64}/);
 });
 
 Deno.test("`plugins verify` reports a plugin whose module graph is refused as an error", async () => {

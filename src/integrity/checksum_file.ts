@@ -106,8 +106,8 @@ export async function readChecksumFile(
  * Writes `<entrypoint>.sha256` as `<hex>  <entrypoint file name>\n` (atomically: a temp file
  * in the same folder, then a rename) and returns its path and text.
  *
- * Note that `hex` is the module graph's checksum ({@linkcode checksumPlugin}), not the
- * entrypoint file's own, so `sha256sum -c` does not apply to it.
+ * Note that `hex` is the plugin folder's checksum (`checksumPlugin`), not the entrypoint
+ * file's own, so `sha256sum -c` does not apply to it.
  *
  * @throws {RangeError} when `hex` is not 64 lower-case hex digits
  */

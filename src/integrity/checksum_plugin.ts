@@ -1,13 +1,14 @@
 import { createHash } from "node:crypto";
-import { isAbsolute, relative, sep } from "node:path";
 import type { PluginDescriptor } from "../manifest/mod.ts";
 import type { WorkerPool } from "../pool/mod.ts";
+import { compareBytes } from "./_bytewise.ts";
 import { HASH_JOB_URL, type HashFileOutput } from "./hash_job.ts";
 import { IntegrityError } from "./integrity_error.ts";
+import { listPluginFiles, type PluginEntry, type PluginFilesOptions } from "./plugin_files.ts";
 
-/** Options of {@linkcode checksumPlugin} and {@linkcode digestPlugin}. */
-export interface ChecksumOptions {
-  /** Stops submitting and cancels the hashing jobs. Default: none. */
+/** Options of {@linkcode checksumPlugin}, {@linkcode digestPlugin} and `verifyPlugin`. */
+export interface ChecksumOptions extends PluginFilesOptions {
+  /** Stops the walk, stops submitting and cancels the hashing jobs. Default: none. */
   signal?: AbortSignal;
   /**
    * Files of this plugin being hashed (or queued in the pool) at once, so that several
@@ -18,32 +19,27 @@ export interface ChecksumOptions {
   timeoutMs?: number;
 }
 
-/** One file of a plugin's digest. */
+/** One entry of a plugin's digest. */
 export interface FileDigest {
   /** Path relative to the plugin folder, `/`-separated. */
   readonly path: string;
-  /** SHA-256 of its bytes, lower-case hex. */
+  /** `file`: its bytes are hashed; `symlink`: the text of its target is. */
+  readonly kind: "file" | "symlink";
+  /** SHA-256 of its bytes (or of its target's text), lower-case hex. */
   readonly sha256: string;
+  /** Bytes hashed. */
   readonly size: number;
 }
 
-/** A plugin's module-graph digest and the files it covers. */
+/** A plugin folder's digest and the entries it covers. */
 export interface PluginDigest {
   /** The checksum, lower-case hex (see {@linkcode combineFileDigests}). */
   readonly hex: string;
-  /** The files, sorted as they were combined. */
+  /** The entries, sorted as they were combined. */
   readonly files: readonly FileDigest[];
 }
 
 const encoder = new TextEncoder();
-
-function compareBytes(a: string, b: string): number {
-  const x = encoder.encode(a);
-  const y = encoder.encode(b);
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return x.length - y.length;
-}
 
 /** One line as GNU `sha256sum` prints it (names with `\` or a newline are escaped). */
 function sumLine(sha256: string, path: string): string {
@@ -52,14 +48,18 @@ function sumLine(sha256: string, path: string): string {
 }
 
 /**
- * The plugin checksum from its files' digests: the SHA-256 of the lines
- * `<sha256 of the file>  <path relative to the plugin folder>\n`, sorted by path (bytewise,
- * as `LC_ALL=C sort`). That text is exactly what GNU `sha256sum` prints, so a checksum can be
- * reproduced without plugsconc:
+ * The plugin checksum from its entries' digests: the SHA-256 of the lines
+ * `<sha256>  <path relative to the plugin folder>\n`, sorted by path (bytewise, as
+ * `LC_ALL=C sort`). That text is exactly what GNU `sha256sum` prints, so for a folder without
+ * symlinks the checksum can be reproduced without plugsconc (GNU find and coreutils):
  *
  * ```sh
- * cd plugins/cat && sha256sum lib/util.ts main.ts | LC_ALL=C sort -k2 | sha256sum
+ * cd plugins/cat && find . -type f ! -path ./manifest.yaml ! -path ./main.ts.sha256 \
+ *   -printf '%P\0' | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum
  * ```
+ *
+ * A symlink's line carries the SHA-256 of its target's text (`readlink -n <link> | sha256sum`)
+ * instead of a file's bytes.
  *
  * @example
  * ```ts
@@ -75,44 +75,49 @@ export function combineFileDigests(
   return hash.digest("hex");
 }
 
+function linkDigest(entry: Extract<PluginEntry, { kind: "symlink" }>): FileDigest {
+  const bytes = encoder.encode(entry.target);
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  return { path: entry.path, kind: "symlink", sha256, size: bytes.length };
+}
+
 /**
- * Hashes the files of a plugin's module graph as pool jobs (in parallel across workers; run
- * several plugins at once and their jobs share the workers) and combines them.
+ * Hashes every entry of a plugin folder ({@linkcode listPluginFiles}: all files and symlinks
+ * under `plugin.dir`, symlinks not followed, without the manifest and `<entrypoint>.sha256`)
+ * and combines them. Files are hashed as pool jobs, each streamed (in parallel across
+ * workers; run several plugins at once and their jobs share the workers).
  *
- * Only files inside the plugin folder count: the SDK files the graph may include are the
- * host's, and would change every plugin's checksum on a host upgrade. The manifest is not part
- * of the graph (it holds `security.checksum` itself).
+ * The whole folder counts, not only the static module graph: a plugin that may read a folder
+ * of its own can `import()` any file there, under a name no static analysis sees. Code it
+ * imports from outside its folder (read grants elsewhere, its `${DATA_DIR}`) is not covered.
  *
- * @param graphFiles `checkModuleGraph(plugin, ...).files`: absolute, symlink-free paths
- * @throws {IntegrityError} `CHECKSUM_READ` when a file cannot be hashed
- * @throws {RangeError} when no file lies inside the plugin folder
+ * @throws {IntegrityError} `CHECKSUM_READ` when an entry cannot be read,
+ *   `CHECKSUM_FILE_TYPE` for a FIFO, socket or device, `CHECKSUM_TOO_MANY_FILES` past
+ *   `options.maxEntries`
+ * @throws {RangeError} for a bad `concurrency` or `maxEntries`
  */
 export async function digestPlugin(
   pool: WorkerPool,
   plugin: PluginDescriptor,
-  graphFiles: readonly string[],
   options: ChecksumOptions = {},
 ): Promise<PluginDigest> {
-  const files = graphFiles.flatMap((path) => {
-    const rel = relative(plugin.dir, path);
-    if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) return [];
-    return [{ abs: path, rel: sep === "/" ? rel : rel.split(sep).join("/") }];
-  });
-  if (files.length === 0) {
-    throw new RangeError(`plugin ${plugin.name}: none of the graph files is in ${plugin.dir}`);
-  }
   const concurrency = options.concurrency ?? 2 * pool.maxWorkers;
   if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
     throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
   }
-  const digests: FileDigest[] = new Array(files.length);
+  const entries = await listPluginFiles(plugin, options);
+  const digests: FileDigest[] = new Array(entries.length);
+  const files: { i: number; abs: string; rel: string }[] = [];
+  entries.forEach((e, i) => {
+    if (e.kind === "symlink") digests[i] = linkDigest(e);
+    else files.push({ i, abs: e.abs, rel: e.path });
+  });
   let next = 0;
   let failed = false;
   const lane = async () => {
     while (next < files.length && !failed) {
       options.signal?.throwIfAborted();
-      const i = next++;
-      const file = files[i]!;
+      const file = files[next++]!;
       try {
         const out = await pool.run<HashFileOutput>({
           module: HASH_JOB_URL,
@@ -121,7 +126,7 @@ export async function digestPlugin(
           signal: options.signal,
           timeoutMs: options.timeoutMs,
         });
-        digests[i] = { path: file.rel, sha256: out.sha256, size: out.size };
+        digests[file.i] = { path: file.rel, kind: "file", sha256: out.sha256, size: out.size };
       } catch (cause) {
         failed = true;
         if (options.signal?.aborted) throw options.signal.reason;
@@ -135,27 +140,25 @@ export async function digestPlugin(
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, lane));
-  const sorted = digests.sort((a, b) => compareBytes(a.path, b.path));
-  return { hex: combineFileDigests(sorted), files: sorted };
+  // `entries` is sorted by path already, and so is `digests`.
+  return { hex: combineFileDigests(digests), files: digests };
 }
 
 /**
- * The SHA-256 checksum of a plugin's module graph, lower-case hex: {@linkcode digestPlugin}
- * without the file list.
+ * The SHA-256 checksum of a plugin folder, lower-case hex: {@linkcode digestPlugin} without
+ * the entry list.
  *
  * @example
  * ```ts
- * const graph = await checkModuleGraph(plugin, graphOptions);
  * await using pool = new WorkerPool();
- * const hex = await checksumPlugin(pool, plugin, graph.files);
+ * const hex = await checksumPlugin(pool, plugin);
  * await writeChecksumFile(plugin, hex);
  * ```
  */
 export async function checksumPlugin(
   pool: WorkerPool,
   plugin: PluginDescriptor,
-  graphFiles: readonly string[],
   options: ChecksumOptions = {},
 ): Promise<string> {
-  return (await digestPlugin(pool, plugin, graphFiles, options)).hex;
+  return (await digestPlugin(pool, plugin, options)).hex;
 }

@@ -26,10 +26,12 @@ export interface HashFileOutput {
 }
 
 /**
- * SHA-256 of one file, streamed. Stops between chunks when `ctx.signal` aborts. Usable as a
- * pool job (`{ module: HASH_JOB_URL, fn: "hashFile", input: { path } }`) or called directly.
+ * SHA-256 of one regular file, streamed. Stops between chunks when `ctx.signal` aborts. Usable
+ * as a pool job (`{ module: HASH_JOB_URL, fn: "hashFile", input: { path } }`) or called
+ * directly.
  *
  * @throws {Deno.errors.NotFound | Deno.errors.PermissionDenied} when the file cannot be read
+ * @throws {TypeError} when the path is not a regular file (a device would never end)
  */
 export async function hashFile(
   input: HashFileInput,
@@ -37,6 +39,9 @@ export async function hashFile(
 ): Promise<HashFileOutput> {
   const file = await Deno.open(input.path, { read: true });
   try {
+    if (!(await file.stat()).isFile) {
+      throw new TypeError(`${input.path} is not a regular file`);
+    }
     const hash = createHash("sha256");
     const buffer = new Uint8Array(HASH_CHUNK_BYTES);
     let size = 0;

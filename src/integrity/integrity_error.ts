@@ -3,12 +3,15 @@ import { PlugsconcError } from "../errors/mod.ts";
 /**
  * The stable codes of {@linkcode IntegrityError}.
  *
- * - `CHECKSUM_MISMATCH`: the module graph's digest differs from `<entrypoint>.sha256` or the
- *   manifest's `security.checksum`.
+ * - `CHECKSUM_MISMATCH`: the plugin folder's digest differs from `<entrypoint>.sha256` or the
+ *   manifest's `security.checksum` (or, for a running plugin, from what it was verified with).
  * - `CHECKSUM_MISSING`: checksums are required (`security.require_checksums`) and the plugin
  *   has neither.
  * - `CHECKSUM_FORMAT`: the `.sha256` file is not one line `<64 hex digits>  <entrypoint name>`.
- * - `CHECKSUM_READ`: a file of the module graph could not be read.
+ * - `CHECKSUM_READ`: a file or folder of the plugin folder could not be read.
+ * - `CHECKSUM_FILE_TYPE`: the plugin folder holds an entry that is neither a regular file, a
+ *   symlink nor a folder (a FIFO, socket or device), which a checksum cannot cover.
+ * - `CHECKSUM_TOO_MANY_FILES`: the plugin folder holds more entries than a checksum walks.
  * - `CHECKSUM_UNVERIFIED`: a plugin could not be verified at all (invalid manifest, module
  *   graph refused, unreadable file); `plugins verify` uses it for its exit status.
  */
@@ -17,6 +20,8 @@ export type IntegrityErrorCode =
   | "CHECKSUM_MISSING"
   | "CHECKSUM_FORMAT"
   | "CHECKSUM_READ"
+  | "CHECKSUM_FILE_TYPE"
+  | "CHECKSUM_TOO_MANY_FILES"
   | "CHECKSUM_UNVERIFIED";
 
 /**
@@ -26,7 +31,7 @@ export type IntegrityErrorCode =
  * @example
  * ```ts
  * try {
- *   assertVerified(await verifyPlugin(pool, plugin, graph.files), { required: true });
+ *   assertVerified(await verifyPlugin(pool, plugin), { required: true });
  * } catch (e) {
  *   if (e instanceof IntegrityError && e.code === "CHECKSUM_MISMATCH") refuse(e.plugin);
  * }

@@ -12,6 +12,7 @@ import {
   HASH_CHUNK_BYTES,
   hashFile,
   IntegrityError,
+  MAX_PLUGIN_ENTRIES,
   parseChecksumFile,
   readChecksumFile,
   verifyPlugin,
@@ -64,10 +65,6 @@ async function sh(cwd: string, script: string): Promise<string> {
   return new TextDecoder().decode(out.stdout).trim();
 }
 
-function files(plugin: PluginDescriptor, rels: string[]): string[] {
-  return rels.map((r) => join(plugin.dir, r)).sort();
-}
-
 const CAT_FILES = {
   "main.ts": 'import { util } from "./lib/util.ts";\nconsole.log(util);\n',
   "lib/util.ts": "export const util = 1;\n",
@@ -95,71 +92,184 @@ Deno.test("hashFile() matches sha256sum, for a file larger than one chunk and an
   assert.deepEqual(result, { sha256: expected[0], size: data.length });
 });
 
-Deno.test("checksumPlugin() equals sha256sum of the files' sha256sum lines", async () => {
-  await using home = await makeHome();
-  const plugin = await home.plugin("cat", { ...CAT_FILES, "Z.ts": "export {};\n" });
-  await using pool = new WorkerPool({ maxWorkers: 2 });
-  const hex = await checksumPlugin(pool, plugin, files(plugin, ["main.ts", "lib/util.ts", "Z.ts"]));
-  const viaShell = await sh(
-    plugin.dir,
-    "sha256sum main.ts lib/util.ts Z.ts | sort -k2 | sha256sum",
-  );
-  assert.equal(hex, viaShell.split(" ")[0]);
-  assert.match(hex, /^[0-9a-f]{64}$/);
-  // Order of the input does not matter; bytewise path order does ("Z" < "l" < "m").
-  const digest = await digestPlugin(
-    pool,
-    plugin,
-    files(plugin, ["Z.ts", "main.ts", "lib/util.ts"]),
-  );
-  assert.equal(digest.hex, hex);
-  assert.deepEqual(digest.files.map((f) => f.path), ["Z.ts", "lib/util.ts", "main.ts"]);
-  assert.equal(combineFileDigests([...digest.files].reverse()), hex);
-});
+/** The reproduction command of the docs (a folder without symlinks). */
+const FIND_SHA256SUM = "find . -type f ! -path ./manifest.yaml ! -path ./main.ts.sha256 " +
+  "-printf '%P\\0' | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum";
 
-Deno.test("checksumPlugin() ignores graph files outside the plugin folder (the SDK)", async () => {
-  await using home = await makeHome();
-  const plugin = await home.plugin("cat", CAT_FILES);
-  const sdk = await home.write("sdk/mod.ts", "export const sdk = 1;\n");
-  await using pool = new WorkerPool({ maxWorkers: 2 });
-  const own = await checksumPlugin(pool, plugin, files(plugin, ["main.ts", "lib/util.ts"]));
-  const withSdk = await checksumPlugin(pool, plugin, [
-    ...files(plugin, ["main.ts", "lib/util.ts"]),
-    sdk,
-  ]);
-  assert.equal(withSdk, own);
-});
+/** The reproduction command of the docs, symlinks included (bash: `read -d ''`). */
+const FIND_WITH_LINKS = "find . ! -type d ! -path ./manifest.yaml ! -path ./main.ts.sha256 " +
+  "-printf '%P\\0' | LC_ALL=C sort -z | while IFS= read -r -d '' f; do " +
+  'if [ -L "$f" ]; then printf \'%s  %s\\n\' "$(readlink -n -- "$f" | sha256sum | cut -d\' \' -f1)" "$f"; ' +
+  'else sha256sum -- "$f"; fi; done | sha256sum';
 
-Deno.test("checksumPlugin() hashes a real module graph from checkModuleGraph()", async () => {
+Deno.test("checksumPlugin() equals the documented find | sort | sha256sum command", async () => {
   await using home = await makeHome();
   const plugin = await home.plugin("cat", {
     ...CAT_FILES,
-    "data.json": '{"a":1}\n',
-    "main.ts": 'import { util } from "./lib/util.ts";\nimport d from "./data.json" with ' +
-      '{ type: "json" };\nconsole.log(util, d);\n',
-    "unused.ts": "export {};\n",
+    "Z.ts": "export {};\n",
+    "lib/deep/er/x.js": "export const x = 1;\n",
+    ".hidden": "export default 1;\n",
+    "noext": "export const n = 1;\n",
+    "a b.txt": "spaces\n",
+  });
+  await writeChecksumFile(plugin, "ab".repeat(32));
+  await using pool = new WorkerPool({ maxWorkers: 2 });
+  const digest = await digestPlugin(pool, plugin);
+  assert.match(digest.hex, /^[0-9a-f]{64}$/);
+  assert.equal(digest.hex, (await sh(plugin.dir, FIND_SHA256SUM)).split(" ")[0]);
+  // Bytewise path order ("." < "Z" < "a" < "l" < "m" < "n"), without manifest and .sha256.
+  assert.deepEqual(digest.files.map((f) => f.path), [
+    ".hidden",
+    "Z.ts",
+    "a b.txt",
+    "lib/deep/er/x.js",
+    "lib/util.ts",
+    "main.ts",
+    "noext",
+  ]);
+  assert.ok(digest.files.every((f) => f.kind === "file"));
+  assert.equal(combineFileDigests([...digest.files].reverse()), digest.hex);
+  assert.equal(await checksumPlugin(pool, plugin), digest.hex);
+});
+
+Deno.test("checksumPlugin() counts a symlink by its target's text, as the documented bash command does", async () => {
+  await using home = await makeHome();
+  const plugin = await home.plugin("cat", CAT_FILES);
+  await Deno.symlink("util.ts", join(plugin.dir, "lib/alias.ts"));
+  await Deno.symlink("/nowhere/at/all", join(plugin.dir, "dangling"));
+  await using pool = new WorkerPool({ maxWorkers: 2 });
+  const digest = await digestPlugin(pool, plugin);
+  const alias = digest.files.find((f) => f.path === "lib/alias.ts");
+  assert.deepEqual(alias, {
+    path: "lib/alias.ts",
+    kind: "symlink",
+    sha256: (await sh(home.root, "printf %s util.ts | sha256sum")).split(" ")[0],
+    size: "util.ts".length,
+  });
+  assert.equal(digest.files.find((f) => f.path === "dangling")?.kind, "symlink");
+  const viaBash = await new Deno.Command("bash", {
+    args: ["-c", FIND_WITH_LINKS],
+    cwd: plugin.dir,
+    env: { LC_ALL: "C", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    stdout: "piped",
+  }).output();
+  assert.ok(viaBash.success);
+  assert.equal(digest.hex, new TextDecoder().decode(viaBash.stdout).split(" ")[0]);
+});
+
+Deno.test("checksumPlugin() covers a file outside the static module graph, loaded by a computed import()", async () => {
+  await using home = await makeHome();
+  const plugin = await home.plugin("cat", {
+    "main.ts": 'const m = await import(`./lib/${"hel" + "lo"}`);\nconsole.log(m.greet());\n',
+    "lib/hello": "export const greet = () => 'hi';\n",
   });
   const importMapPath = await home.write("import_map.json", '{"imports":{}}');
   const graph = await checkModuleGraph(plugin, {
     importMapPath,
     denoDir: join(home.root, "deno-dir"),
   });
+  assert.ok(!graph.files.some((f) => f.endsWith("/lib/hello")), "deno info cannot see it");
   await using pool = new WorkerPool({ maxWorkers: 2 });
-  const digest = await digestPlugin(pool, plugin, graph.files);
-  assert.deepEqual(digest.files.map((f) => f.path), ["data.json", "lib/util.ts", "main.ts"]);
-  const viaShell = await sh(plugin.dir, "sha256sum data.json lib/util.ts main.ts | sha256sum");
-  assert.equal(digest.hex, viaShell.split(" ")[0]);
+  const before = await digestPlugin(pool, plugin);
+  assert.deepEqual(before.files.map((f) => f.path), ["lib/hello", "main.ts"]);
+  await Deno.writeTextFile(join(plugin.dir, "lib/hello"), "export const greet = () => 'pwned';\n");
+  assert.notEqual(await checksumPlugin(pool, plugin), before.hex);
 });
 
-Deno.test("checksumPlugin() fails with CHECKSUM_READ when a file is missing", async () => {
+Deno.test("checksumPlugin() changes when a symlink is retargeted, not when its target's file changes", async () => {
+  await using home = await makeHome();
+  const plugin = await home.plugin("cat", {
+    ...CAT_FILES,
+    "lib/a.ts": "export const v = 'a';\n",
+    "lib/b.ts": "export const v = 'b';\n",
+  });
+  const outside = await home.write("elsewhere/c.ts", "export const v = 'c';\n");
+  const link = join(plugin.dir, "lib/current.ts");
+  await Deno.symlink("a.ts", link);
+  await using pool = new WorkerPool({ maxWorkers: 2 });
+  const toA = await checksumPlugin(pool, plugin);
+  await Deno.remove(link);
+  await Deno.symlink("b.ts", link);
+  const toB = await checksumPlugin(pool, plugin);
+  assert.notEqual(toB, toA);
+  await Deno.remove(link);
+  await Deno.symlink(outside, link);
+  const toOutside = await checksumPlugin(pool, plugin);
+  assert.notEqual(toOutside, toB);
+  // Not followed: the content outside the folder is not covered (the link's text is).
+  await Deno.writeTextFile(outside, "export const v = 'changed';\n");
+  assert.equal(await checksumPlugin(pool, plugin), toOutside);
+  // A link in place of a file with the same content is a change too.
+  await Deno.remove(link);
+  await Deno.copyFile(join(plugin.dir, "lib/a.ts"), link);
+  assert.notEqual(await checksumPlugin(pool, plugin), toA);
+});
+
+Deno.test("checksumPlugin() leaves out exactly the manifest and the checksum file", async () => {
   await using home = await makeHome();
   const plugin = await home.plugin("cat", CAT_FILES);
+  await using pool = new WorkerPool({ maxWorkers: 2 });
+  const hex = await checksumPlugin(pool, plugin);
+  await writeChecksumFile(plugin, hex);
+  await Deno.writeTextFile(plugin.manifestFile, "\n# a comment\n", { append: true });
+  assert.equal(await checksumPlugin(pool, plugin), hex, "manifest and .sha256 do not count");
+  // Files that look like them elsewhere do count.
+  for (const rel of ["lib/manifest.yaml", "lib/main.ts.sha256", "manifest.yml", "main.ts.sha"]) {
+    const path = await home.write(`plugins/cat/${rel}`, "x\n");
+    assert.notEqual(await checksumPlugin(pool, plugin), hex, rel);
+    await Deno.remove(path);
+  }
+  // A folder at the checksum file's path is walked, not skipped.
+  await Deno.remove(checksumFilePath(plugin));
+  await home.write("plugins/cat/main.ts.sha256/evil.js", "export {};\n");
+  const digest = await digestPlugin(pool, plugin);
+  assert.ok(digest.files.some((f) => f.path === "main.ts.sha256/evil.js"));
+});
+
+Deno.test("checksumPlugin() refuses a FIFO in the plugin folder with CHECKSUM_FILE_TYPE naming it", async () => {
+  await using home = await makeHome();
+  const plugin = await home.plugin("cat", CAT_FILES);
+  const fifo = join(plugin.dir, "lib/pipe");
+  await sh(home.root, `mkfifo '${fifo}'`);
   await using pool = new WorkerPool({ maxWorkers: 1 });
-  const e = await checksumPlugin(pool, plugin, files(plugin, ["main.ts", "gone.ts"]))
+  const e = await checksumPlugin(pool, plugin).then(() => undefined, (e: unknown) => e);
+  assert.ok(e instanceof IntegrityError, String(e));
+  assert.equal(e.code, "CHECKSUM_FILE_TYPE");
+  assert.equal(e.plugin, "cat");
+  assert.ok(e.message.includes(`${fifo} is a FIFO`), e.message);
+  assert.equal(e.details.file, fifo);
+});
+
+Deno.test("checksumPlugin() stops at the entry cap with CHECKSUM_TOO_MANY_FILES", async () => {
+  await using home = await makeHome();
+  const plugin = await home.plugin("cat", CAT_FILES);
+  for (let i = 0; i < 20; i++) await home.write(`plugins/cat/data/f${i}`, `${i}\n`);
+  await using pool = new WorkerPool({ maxWorkers: 1 });
+  // manifest.yaml, main.ts, lib, lib/util.ts, data and its 20 files: 25 entries.
+  assert.equal((await digestPlugin(pool, plugin, { maxEntries: 25 })).files.length, 22);
+  const e = await checksumPlugin(pool, plugin, { maxEntries: 24 })
     .then(() => undefined, (e: unknown) => e);
   assert.ok(e instanceof IntegrityError, String(e));
+  assert.equal(e.code, "CHECKSUM_TOO_MANY_FILES");
+  assert.match(e.message, /plugin cat: .* holds more than 24 entries/);
+  assert.equal(pool.metrics().submitted, 22, "nothing was hashed for the refused walk");
+  assert.equal(MAX_PLUGIN_ENTRIES, 10_000);
+  await assert.rejects(checksumPlugin(pool, plugin, { maxEntries: 0 }), RangeError);
+});
+
+Deno.test("checksumPlugin() fails with CHECKSUM_READ when a folder cannot be read", async () => {
+  await using home = await makeHome();
+  const plugin = await home.plugin("cat", CAT_FILES);
+  await Deno.remove(plugin.dir, { recursive: true });
+  await using pool = new WorkerPool({ maxWorkers: 1 });
+  const e = await checksumPlugin(pool, plugin).then(() => undefined, (e: unknown) => e);
+  assert.ok(e instanceof IntegrityError, String(e));
   assert.equal(e.code, "CHECKSUM_READ");
-  assert.match(e.message, /plugin cat: cannot hash .*gone\.ts: .*No such file/);
+  assert.match(e.message, /plugin cat: cannot read the folder .*plugins\/cat .*No such file/);
+});
+
+Deno.test("hashFile() refuses what is not a regular file", async () => {
+  await assert.rejects(hashFile({ path: "/dev/zero" }), TypeError);
 });
 
 Deno.test("writeChecksumFile() writes `<hex>  <entrypoint name>` beside the entrypoint", async () => {
@@ -205,9 +315,8 @@ Deno.test("parseChecksumFile() accepts sha256sum lines and refuses anything else
 Deno.test("verifyPlugin() says unsigned, ok, then mismatch after a file changes", async () => {
   await using home = await makeHome();
   const plugin = await home.plugin("cat", CAT_FILES);
-  const graph = files(plugin, ["main.ts", "lib/util.ts"]);
   await using pool = new WorkerPool({ maxWorkers: 2 });
-  const unsigned = await verifyPlugin(pool, plugin, graph);
+  const unsigned = await verifyPlugin(pool, plugin);
   assert.equal(unsigned.status, "unsigned");
   assert.deepEqual(unsigned.expected, []);
   assert.doesNotThrow(() => assertVerified(unsigned));
@@ -217,13 +326,13 @@ Deno.test("verifyPlugin() says unsigned, ok, then mismatch after a file changes"
   );
 
   await writeChecksumFile(plugin, unsigned.actual);
-  const ok = await verifyPlugin(pool, plugin, graph);
+  const ok = await verifyPlugin(pool, plugin);
   assert.equal(ok.status, "ok");
   assert.deepEqual(ok.expected.map((e) => [e.source, e.matches]), [["file", true]]);
   assert.doesNotThrow(() => assertVerified(ok, { required: true }));
 
   await Deno.writeTextFile(join(plugin.dir, "lib/util.ts"), "export const util = 2;\n");
-  const changed = await verifyPlugin(pool, plugin, graph);
+  const changed = await verifyPlugin(pool, plugin);
   assert.equal(changed.status, "mismatch");
   assert.notEqual(changed.actual, unsigned.actual);
   assert.equal(changed.expected[0]?.hex, unsigned.actual);
@@ -239,18 +348,17 @@ Deno.test("verifyPlugin() says unsigned, ok, then mismatch after a file changes"
 Deno.test("verifyPlugin() checks the manifest's security.checksum, and both when both exist", async () => {
   await using home = await makeHome();
   const probe = await home.plugin("cat", CAT_FILES);
-  const graph = files(probe, ["main.ts", "lib/util.ts"]);
   await using pool = new WorkerPool({ maxWorkers: 2 });
-  const actual = await checksumPlugin(pool, probe, graph);
+  const actual = await checksumPlugin(pool, probe);
   const signed = await home.plugin("cat", CAT_FILES, {
     security: { checksum: `sha256:${actual}` },
   });
-  const ok = await verifyPlugin(pool, signed, graph);
+  const ok = await verifyPlugin(pool, signed);
   assert.equal(ok.status, "ok");
   assert.deepEqual(ok.expected.map((e) => e.source), ["manifest"]);
   // A stale .sha256 file beside a correct manifest checksum is still a mismatch.
   await writeChecksumFile(signed, "00".repeat(32));
-  const both = await verifyPlugin(pool, signed, graph);
+  const both = await verifyPlugin(pool, signed);
   assert.equal(both.status, "mismatch");
   assert.deepEqual(both.expected.map((e) => [e.source, e.matches]), [
     ["file", false],
@@ -259,7 +367,7 @@ Deno.test("verifyPlugin() checks the manifest's security.checksum, and both when
   // A malformed .sha256 file is an error, not a silent "unsigned".
   await Deno.writeTextFile(checksumFilePath(signed), "garbage\n");
   await assert.rejects(
-    verifyPlugin(pool, signed, graph),
+    verifyPlugin(pool, signed),
     (e: unknown) => e instanceof IntegrityError && e.code === "CHECKSUM_FORMAT",
   );
 });
@@ -277,10 +385,7 @@ Deno.test("several plugins are verified at once, their files hashed across the w
     ),
   );
   await using pool = new WorkerPool({ maxWorkers: 2 });
-  const results = await Promise.all(plugins.map((p) => {
-    const graph = [...Deno.readDirSync(join(p.dir, "lib"))].map((e) => join(p.dir, "lib", e.name));
-    return verifyPlugin(pool, p, [join(p.dir, "main.ts"), ...graph]);
-  }));
+  const results = await Promise.all(plugins.map((p) => verifyPlugin(pool, p)));
   assert.deepEqual(results.map((r) => [r.plugin, r.status, r.files.length]), [
     ["a", "unsigned", 12],
     ["b", "unsigned", 12],

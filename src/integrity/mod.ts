@@ -1,7 +1,8 @@
 /**
- * Plugin integrity: the SHA-256 checksum of a plugin's module graph, computed as worker pool
- * jobs (each file streamed), written to `<entrypoint>.sha256`, and verified against that file
- * and the manifest's `security.checksum`.
+ * Plugin integrity: the SHA-256 checksum of a plugin folder (every file and symlink in it but
+ * the manifest and the checksum file), computed as worker pool jobs (each file streamed),
+ * written to `<entrypoint>.sha256`, and verified against that file and the manifest's
+ * `security.checksum`.
  *
  * @module
  */
@@ -28,6 +29,12 @@ export {
   type HashFileOutput,
 } from "./hash_job.ts";
 export { IntegrityError, type IntegrityErrorCode } from "./integrity_error.ts";
+export {
+  listPluginFiles,
+  MAX_PLUGIN_ENTRIES,
+  type PluginEntry,
+  type PluginFilesOptions,
+} from "./plugin_files.ts";
 export {
   assertVerified,
   type ExpectedChecksum,

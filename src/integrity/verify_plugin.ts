@@ -23,32 +23,39 @@ export interface ExpectedChecksum {
 export interface VerifyResult {
   readonly plugin: string;
   readonly status: VerifyStatus;
-  /** The module graph's checksum now. */
+  /** The plugin folder's checksum now. */
   readonly actual: string;
   /** The declared checksums: the `.sha256` file first, then the manifest's. */
   readonly expected: readonly ExpectedChecksum[];
-  /** The files hashed. */
+  /** The entries hashed (files and symlinks), sorted by path. */
   readonly files: readonly FileDigest[];
 }
 
 /**
- * Checks a plugin's module graph against its `<entrypoint>.sha256` file and its manifest's
+ * Checks a plugin folder ({@linkcode digestPlugin}: every file and symlink in it but the
+ * manifest and the checksum file) against its `<entrypoint>.sha256` file and its manifest's
  * `security.checksum`: each one present must match (`ok`), any that differs is a `mismatch`,
  * and with neither the plugin is `unsigned`. Hashing runs as pool jobs; verify several
- * plugins at once (`Promise.all`) and their files are hashed in parallel.
+ * plugins at once (`Promise.all`) and their files are hashed in parallel. `plugins verify`
+ * and the host's check before every spawn both call this.
  *
- * @param graphFiles `checkModuleGraph(plugin, ...).files`
- * @throws {IntegrityError} `CHECKSUM_FORMAT` for a malformed `.sha256` file, `CHECKSUM_READ`
- *   when a file cannot be read
+ * @example
+ * ```ts
+ * await using pool = new WorkerPool();
+ * const result = await verifyPlugin(pool, plugin);
+ * assertVerified(result, { required: config.security.require_checksums });
+ * ```
+ *
+ * @throws {IntegrityError} `CHECKSUM_FORMAT` for a malformed `.sha256` file, `CHECKSUM_READ`,
+ *   `CHECKSUM_FILE_TYPE` or `CHECKSUM_TOO_MANY_FILES` when the folder cannot be hashed
  */
 export async function verifyPlugin(
   pool: WorkerPool,
   plugin: PluginDescriptor,
-  graphFiles: readonly string[],
   options: ChecksumOptions = {},
 ): Promise<VerifyResult> {
   const file = await readChecksumFile(plugin);
-  const digest = await digestPlugin(pool, plugin, graphFiles, options);
+  const digest = await digestPlugin(pool, plugin, options);
   const expected: ExpectedChecksum[] = [];
   if (file !== undefined) {
     expected.push({
@@ -92,7 +99,7 @@ export function assertVerified(result: VerifyResult, options: { required?: boole
         bad.map((e) =>
           `${e.source === "file" ? e.where : `security.checksum in ${e.where}`} expects ${e.hex}`
         ).join("; ") +
-        `, the module graph hashes to ${result.actual}. If the change is intended, run ` +
+        `, its folder hashes to ${result.actual}. If the change is intended, run ` +
         `\`plugsconc plugins checksum ${result.plugin}\`` +
         (bad.some((e) => e.source === "manifest")
           ? ` and set security.checksum to sha256:${result.actual}`
