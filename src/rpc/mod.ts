@@ -27,15 +27,8 @@ export {
   NdjsonDecoder,
   type NdjsonDecoderOptions,
 } from "./ndjson_decoder.ts";
-export {
-  JsonRpcPeer,
-  type JsonRpcPeerOptions,
-  type RequestOptions,
-  type RpcHandler,
-  type RpcHandlerContext,
-  type RpcId,
-  type SendFn,
-} from "./peer.ts";
+export { JsonRpcPeer, type JsonRpcPeerOptions, type RequestOptions, type SendFn } from "./peer.ts";
+export type { RpcHandler, RpcHandlerContext, RpcId } from "./rpc_handler.ts";
 export {
   createMemoryPair,
   type MemoryPair,

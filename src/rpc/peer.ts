@@ -1,35 +1,15 @@
-import { PlugsconcError } from "../errors/mod.ts";
+import { messageOf, preview, typeOf } from "./_error_text.ts";
+import { isId } from "./_is_id.ts";
+import { isPromiseLike } from "./_is_promise_like.ts";
+import { abortError, writeFailedError } from "./_peer_errors.ts";
+import { PendingRequest, PendingRequests } from "./_pending_requests.ts";
+import { ServedRequests } from "./_served_requests.ts";
+import { type SendFn, WriteQueue } from "./_write_queue.ts";
 import { encodeMessage, NdjsonDecoder } from "./ndjson_decoder.ts";
-import { JsonRpcErrorCode, RpcError, RpcRemoteError } from "./rpc_error.ts";
+import { JsonRpcErrorCode, RpcError } from "./rpc_error.ts";
+import type { RpcHandler, RpcId } from "./rpc_handler.ts";
 
-/** Writes one encoded message; a returned promise delays the next write until it settles. */
-export type SendFn = (bytes: Uint8Array) => void | Promise<void>;
-
-/** A JSON-RPC request id: ours are integers, the other side may also use strings. */
-export type RpcId = number | string;
-
-/** What a request handler learns besides the params. */
-export interface RpcHandlerContext {
-  /**
-   * Aborted when the caller sends `$/cancel` for this request (reason: `RPC_CANCELLED`) or
-   * the connection closes (reason: `RPC_CLOSED`).
-   */
-  readonly signal: AbortSignal;
-  /** The request id, as the caller sent it. */
-  readonly id: RpcId;
-  /** The method name. */
-  readonly method: string;
-}
-
-/**
- * Serves one method. The return value (or the resolved value of a returned promise) is the
- * JSON-RPC `result`; `undefined` is sent as `null`.
- *
- * A thrown error becomes the JSON-RPC error object: `code` is the error's `rpcCode` or
- * numeric `code` if it is an integer, else `-32603`; `message` is its message; `data` is its
- * `data` field, or `{ code, details }` for a {@linkcode PlugsconcError}.
- */
-export type RpcHandler = (params: unknown, ctx: RpcHandlerContext) => unknown;
+export type { SendFn } from "./_write_queue.ts";
 
 /** Options of {@linkcode JsonRpcPeer.request}. */
 export interface RequestOptions {
@@ -72,61 +52,7 @@ export interface JsonRpcPeerOptions {
   /** Handlers to register, as if passed to {@linkcode JsonRpcPeer.handle}. */
   readonly handlers?: Readonly<Record<string, RpcHandler>>;
 }
-
 const CANCEL_METHOD = "$/cancel";
-/** Late responses of cancelled requests are expected; remember this many cancelled ids. */
-const ABANDONED_LIMIT = 1024;
-const QUEUE_COMPACT_AT = 1024;
-
-/** A request of ours waiting for its response. Doubles as the abort listener of its signal. */
-class PendingRequest {
-  /** `performance.now()` by which it must be answered; `Infinity` without a timeout. */
-  deadline = Infinity;
-  signal: AbortSignal | undefined = undefined;
-
-  constructor(
-    readonly id: number,
-    readonly method: string,
-    readonly timeoutMs: number | undefined,
-    readonly resolve: (value: unknown) => void,
-    readonly reject: (reason: unknown) => void,
-    readonly onAbort: (entry: PendingRequest) => void,
-  ) {}
-
-  handleEvent(): void {
-    this.onAbort(this);
-  }
-}
-
-/** An incoming request being served; creates its AbortController only if the handler asks. */
-class HandlerContext implements RpcHandlerContext {
-  #controller: AbortController | undefined;
-  #aborted = false;
-  #reason: unknown;
-
-  constructor(readonly id: RpcId, readonly method: string) {}
-
-  get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(this.#reason);
-    }
-    return this.#controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
-  }
-}
-
-interface QueuedWrite {
-  readonly bytes: Uint8Array;
-  readonly resolve: () => void;
-  readonly reject: (reason: unknown) => void;
-}
 
 /**
  * One end of a JSON-RPC 2.0 connection over NDJSON framing (DESIGN §5), the same on the
@@ -153,25 +79,15 @@ interface QueuedWrite {
  * ```
  */
 export class JsonRpcPeer implements AsyncDisposable {
-  readonly #send: SendFn;
   readonly #decoder: NdjsonDecoder;
   readonly #onProtocolError: ((error: RpcError) => void) | undefined;
   readonly #onNotification: JsonRpcPeerOptions["onNotification"];
-  readonly #handlers = new Map<string, RpcHandler>();
-  readonly #pending = new Map<number, PendingRequest>();
-  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
-  #sweepAt = Infinity;
-  /** Pending requests with a deadline; at 0 the sweep timer is cleared (nothing keeps it). */
-  #timed = 0;
-  readonly #inFlight = new Map<RpcId, HandlerContext>();
-  readonly #abandoned = new Set<number>();
+  readonly #writer: WriteQueue;
+  readonly #pending: PendingRequests;
+  readonly #served: ServedRequests;
   #nextId = 1;
   #closed = false;
   #protocolErrors = 0;
-
-  #writing = false;
-  #queue: (QueuedWrite | undefined)[] = [];
-  #queueHead = 0;
 
   /**
    * Creates a peer; it sends nothing until asked to.
@@ -182,10 +98,12 @@ export class JsonRpcPeer implements AsyncDisposable {
     if (typeof options.send !== "function") {
       throw new TypeError(`JsonRpcPeer needs a send function, got ${typeof options.send}`);
     }
-    this.#send = options.send;
+    this.#writer = new WriteQueue(options.send);
     this.#decoder = new NdjsonDecoder({ maxLineBytes: options.maxLineBytes });
     this.#onProtocolError = options.onProtocolError;
     this.#onNotification = options.onNotification;
+    this.#pending = new PendingRequests(this.#cancel, this.#report);
+    this.#served = new ServedRequests(this.#writer, this.#report);
     for (const [method, handler] of Object.entries(options.handlers ?? {})) {
       this.handle(method, handler);
     }
@@ -198,12 +116,12 @@ export class JsonRpcPeer implements AsyncDisposable {
 
   /** Incoming requests whose handler has not finished yet. */
   get inFlightCount(): number {
-    return this.#inFlight.size;
+    return this.#served.size;
   }
 
   /** Messages waiting for an earlier asynchronous `send` to settle. */
   get queuedWriteCount(): number {
-    return this.#queue.length - this.#queueHead;
+    return this.#writer.size;
   }
 
   /** How many protocol errors were reported so far. */
@@ -237,7 +155,7 @@ export class JsonRpcPeer implements AsyncDisposable {
     if (typeof handler !== "function") {
       throw new TypeError(`the handler of "${method}" must be a function, got ${typeof handler}`);
     }
-    this.#handlers.set(method, handler);
+    this.#served.register(method, handler);
   }
 
   /**
@@ -284,25 +202,17 @@ export class JsonRpcPeer implements AsyncDisposable {
       );
     }
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    const entry = new PendingRequest(id, method, timeoutMs, resolve, reject, this.#onAbort);
+    const entry = new PendingRequest(id, method, timeoutMs, resolve, reject, this.#pending);
     this.#pending.set(id, entry);
-    if (timeoutMs !== undefined) {
-      entry.deadline = performance.now() + timeoutMs;
-      this.#timed++;
-      // One timer for all requests, armed for the earliest deadline: a timer per request
-      // costs more than the rest of a request at 50,000 calls/s.
-      if (this.#sweepTimer === undefined || entry.deadline < this.#sweepAt) {
-        this.#arm(entry.deadline);
-      }
-    }
+    if (timeoutMs !== undefined) this.#pending.expireAfter(entry, timeoutMs);
     if (signal !== undefined) {
       entry.signal = signal;
       signal.addEventListener("abort", entry, { once: true });
     }
-    const written = this.#write(bytes);
+    const written = this.#writer.write(bytes);
     if (written !== undefined) {
       written.then(undefined, (cause) => {
-        if (!this.#take(entry)) return;
+        if (!this.#pending.take(entry)) return;
         entry.reject(
           new RpcError(
             "RPC_CLOSED",
@@ -337,9 +247,9 @@ export class JsonRpcPeer implements AsyncDisposable {
       closed.catch(ignore);
       return closed;
     }
-    const written = this.#write(encodeMessage({ jsonrpc: "2.0", method, params }));
+    const written = this.#writer.write(encodeMessage({ jsonrpc: "2.0", method, params }));
     if (written === undefined) return RESOLVED;
-    written.catch((cause) => this.#writeFailed(`notification "${method}"`, cause));
+    written.catch((cause) => this.#report(writeFailedError(`notification "${method}"`, cause)));
     return written;
   }
 
@@ -349,7 +259,7 @@ export class JsonRpcPeer implements AsyncDisposable {
    */
   receive(chunk: Uint8Array): void {
     if (this.#closed) return;
-    this.#decoder.push(chunk, this.#onLine, this.#onFramingError);
+    this.#decoder.push(chunk, this.#onLine, this.#report);
   }
 
   /**
@@ -360,32 +270,9 @@ export class JsonRpcPeer implements AsyncDisposable {
   close(reason?: unknown): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#sweepTimer);
-    this.#sweepTimer = undefined;
-    this.#decoder.end(this.#onFramingError);
-    const pending = [...this.#pending.values()];
-    for (const entry of pending) {
-      this.#take(entry);
-      entry.reject(
-        new RpcError(
-          "RPC_CLOSED",
-          `the connection closed before request "${entry.method}" (id ${entry.id}) was answered`,
-          { cause: reason, details: { id: entry.id, method: entry.method } },
-        ),
-      );
-    }
-    const running = [...this.#inFlight.values()];
-    this.#inFlight.clear();
-    this.#abandoned.clear();
-    for (const ctx of running) {
-      ctx.abort(
-        new RpcError(
-          "RPC_CLOSED",
-          `the connection closed while request "${ctx.method}" (id ${ctx.id}) was being served`,
-          { cause: reason, details: { id: ctx.id, method: ctx.method } },
-        ),
-      );
-    }
+    this.#decoder.end(this.#report);
+    this.#pending.close(reason);
+    this.#served.close(reason);
   }
 
   /** Closes the peer (see {@linkcode JsonRpcPeer.close}). */
@@ -395,10 +282,6 @@ export class JsonRpcPeer implements AsyncDisposable {
   }
 
   // ---- incoming ---------------------------------------------------------------------------
-
-  readonly #onFramingError = (error: RpcError): void => {
-    this.#protocolError(error);
-  };
 
   readonly #onLine = (line: string): void => {
     let message: unknown;
@@ -412,13 +295,17 @@ export class JsonRpcPeer implements AsyncDisposable {
           { cause, details: { preview: preview(line) } },
         ),
       );
-      this.#respondError(null, JsonRpcErrorCode.PARSE_ERROR, "Parse error: the line is not JSON");
+      this.#served.respondError(
+        null,
+        JsonRpcErrorCode.PARSE_ERROR,
+        "Parse error: the line is not JSON",
+      );
       return;
     }
     if (typeof message !== "object" || message === null || Array.isArray(message)) {
       const what = Array.isArray(message) ? "a batch (array)" : `a JSON ${typeOf(message)}`;
       this.#invalid(`received ${what}; expected one JSON-RPC object per line`, line);
-      this.#respondError(
+      this.#served.respondError(
         null,
         JsonRpcErrorCode.INVALID_REQUEST,
         `Invalid Request: expected one JSON-RPC object per line, got ${what}`,
@@ -429,10 +316,10 @@ export class JsonRpcPeer implements AsyncDisposable {
     if (m.method !== undefined) {
       this.#onRequestOrNotification(m, line);
     } else if ("result" in m || "error" in m) {
-      this.#onResponse(m, line);
+      this.#pending.settle(m, line);
     } else {
       this.#invalid("received an object with neither method nor result/error", line);
-      this.#respondError(
+      this.#served.respondError(
         null,
         JsonRpcErrorCode.INVALID_REQUEST,
         "Invalid Request: neither method nor result/error",
@@ -453,14 +340,18 @@ export class JsonRpcPeer implements AsyncDisposable {
     if (problem !== undefined) {
       const replyId = hasId && isId(id) ? id : null;
       this.#invalid(`received an invalid request: ${problem}`, line, replyId);
-      this.#respondError(replyId, JsonRpcErrorCode.INVALID_REQUEST, `Invalid Request: ${problem}`);
+      this.#served.respondError(
+        replyId,
+        JsonRpcErrorCode.INVALID_REQUEST,
+        `Invalid Request: ${problem}`,
+      );
       return;
     }
     if (!hasId) {
       this.#onNotificationMessage(method as string, params, line);
       return;
     }
-    this.#serve(id as RpcId, method as string, params);
+    this.#served.serve(id as RpcId, method as string, params);
   }
 
   #onNotificationMessage(method: string, params: unknown, line: string): void {
@@ -470,17 +361,7 @@ export class JsonRpcPeer implements AsyncDisposable {
         this.#invalid(`received "$/cancel" without a valid params.id`, line);
         return;
       }
-      // A missing id is normal: the handler may have finished before the cancel arrived.
-      const ctx = this.#inFlight.get(id);
-      if (ctx !== undefined) {
-        ctx.abort(
-          new RpcError(
-            "RPC_CANCELLED",
-            `request "${ctx.method}" (id ${id}) was cancelled by the caller`,
-            { details: { id, method: ctx.method } },
-          ),
-        );
-      }
+      this.#served.cancel(id);
       return;
     }
     if (this.#onNotification === undefined) return;
@@ -504,289 +385,15 @@ export class JsonRpcPeer implements AsyncDisposable {
     );
   }
 
-  #serve(id: RpcId, method: string, params: unknown): void {
-    if (this.#inFlight.has(id)) {
-      this.#protocolError(
-        new RpcError(
-          "RPC_DUPLICATE_ID",
-          `received request "${method}" with id ${
-            JSON.stringify(id)
-          } while a request with that id is still being served; it was ignored. ` +
-            `The caller must use a fresh id per request.`,
-          { details: { id, method } },
-        ),
-      );
-      return;
-    }
-    const handler = this.#handlers.get(method);
-    if (handler === undefined) {
-      this.#respondError(
-        id,
-        JsonRpcErrorCode.METHOD_NOT_FOUND,
-        `Method not found: "${method}"`,
-      );
-      return;
-    }
-    const ctx = new HandlerContext(id, method);
-    this.#inFlight.set(id, ctx);
-    let value: unknown;
-    try {
-      value = handler(params, ctx);
-    } catch (error) {
-      this.#finishError(ctx, error);
-      return;
-    }
-    if (isPromiseLike(value)) {
-      void this.#settleHandler(ctx, value);
-      return;
-    }
-    this.#finishOk(ctx, value);
-  }
+  // ---- reporting --------------------------------------------------------------------------
 
-  async #settleHandler(ctx: HandlerContext, value: PromiseLike<unknown>): Promise<void> {
-    let result: unknown;
-    try {
-      result = await value;
-    } catch (error) {
-      this.#finishError(ctx, error);
-      return;
-    }
-    this.#finishOk(ctx, result);
-  }
-
-  /** Forgets a finished handler; false when the connection closed meanwhile. */
-  #release(ctx: HandlerContext): boolean {
-    if (this.#inFlight.get(ctx.id) !== ctx) return false;
-    this.#inFlight.delete(ctx.id);
-    return !this.#closed;
-  }
-
-  #finishOk(ctx: HandlerContext, result: unknown): void {
-    if (!this.#release(ctx)) return;
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeMessage({ jsonrpc: "2.0", id: ctx.id, result: result ?? null });
-    } catch (cause) {
-      this.#respondError(
-        ctx.id,
-        JsonRpcErrorCode.INTERNAL_ERROR,
-        `the result of "${ctx.method}" is not JSON-serialisable: ${messageOf(cause)}`,
-      );
-      return;
-    }
-    this.#writeResponse(bytes);
-  }
-
-  #finishError(ctx: HandlerContext, error: unknown): void {
-    if (!this.#release(ctx)) return;
-    const e = error as { rpcCode?: unknown; code?: unknown; data?: unknown } | null | undefined;
-    let code: number = JsonRpcErrorCode.INTERNAL_ERROR;
-    if (Number.isSafeInteger(e?.rpcCode)) code = e!.rpcCode as number;
-    else if (Number.isSafeInteger(e?.code)) code = e!.code as number;
-    let data = e !== null && typeof e === "object" && "data" in e ? e.data : undefined;
-    if (
-      data === undefined && error instanceof PlugsconcError && !(error instanceof RpcRemoteError)
-    ) {
-      data = { code: error.code, details: error.details };
-    }
-    this.#respondError(ctx.id, code, messageOf(error), data);
-  }
-
-  #onResponse(m: Record<string, unknown>, line: string): void {
-    const { id, error } = m;
-    const entry = typeof id === "number" ? this.#pending.get(id) : undefined;
-    let problem: string | undefined;
-    if (m.jsonrpc !== "2.0") problem = `"jsonrpc" must be "2.0"`;
-    else if ("result" in m && "error" in m) problem = `it has both "result" and "error"`;
-    else if (id !== null && !isId(id)) problem = `"id" must be a string, a number or null`;
-    else if ("error" in m && !isErrorObject(error)) {
-      problem = `"error" must be an object with an integer "code" and a string "message"`;
-    }
-    if (problem !== undefined) {
-      const err = new RpcError("RPC_INVALID_MESSAGE", `received an invalid response: ${problem}`, {
-        details: { id, preview: preview(line) },
-      });
-      this.#protocolError(err);
-      // The caller would otherwise wait for a response that will never be valid.
-      if (entry !== undefined && this.#take(entry)) entry.reject(err);
-      return;
-    }
-    if (entry === undefined) {
-      if (id === null && "error" in m) {
-        // The other side could not make sense of something we sent.
-        const { code, message, data } = error as { code: number; message: string; data?: unknown };
-        this.#protocolError(new RpcRemoteError(code, message, { data, id: null }));
-        return;
-      }
-      if (typeof id === "number" && this.#abandoned.delete(id)) return;
-      this.#protocolError(
-        new RpcError(
-          "RPC_UNKNOWN_ID",
-          `received a response for id ${
-            JSON.stringify(id)
-          }, which matches no pending request; it was ignored`,
-          { details: { id } },
-        ),
-      );
-      return;
-    }
-    this.#take(entry);
-    if ("error" in m) {
-      const { code, message, data } = error as { code: number; message: string; data?: unknown };
-      entry.reject(new RpcRemoteError(code, message, { method: entry.method, id: entry.id, data }));
-    } else {
-      entry.resolve(m.result);
-    }
-  }
-
-  // ---- our requests ------------------------------------------------------------------------
-
-  /** Removes `entry` from the pending map and clears its timer and listener, exactly once. */
-  #take(entry: PendingRequest): boolean {
-    if (this.#pending.get(entry.id) !== entry) return false;
-    this.#pending.delete(entry.id);
-    entry.signal?.removeEventListener("abort", entry);
-    if (entry.deadline !== Infinity && --this.#timed === 0) {
-      clearTimeout(this.#sweepTimer);
-      this.#sweepTimer = undefined;
-    }
-    return true;
-  }
-
-  #arm(at: number): void {
-    clearTimeout(this.#sweepTimer);
-    this.#sweepAt = at;
-    this.#sweepTimer = setTimeout(this.#sweep, Math.max(0, Math.ceil(at - performance.now())));
-  }
-
-  /** Times out every request past its deadline, then re-arms for the earliest one left. */
-  readonly #sweep = (): void => {
-    this.#sweepTimer = undefined;
-    // Timers may fire a fraction of a millisecond early against performance.now().
-    const now = performance.now() + 1;
-    let next = Infinity;
-    const expired: PendingRequest[] = [];
-    for (const entry of this.#pending.values()) {
-      if (entry.deadline <= now) expired.push(entry);
-      else if (entry.deadline < next) next = entry.deadline;
-    }
-    for (const entry of expired) this.#onTimeout(entry);
-    if (next !== Infinity && !this.#closed) this.#arm(next);
-  };
-
-  readonly #onAbort = (entry: PendingRequest): void => {
-    if (!this.#take(entry)) return;
-    this.#abandon(entry.id);
-    entry.reject(abortError(entry.method, entry.id, entry.signal?.reason));
-  };
-
-  readonly #onTimeout = (entry: PendingRequest): void => {
-    if (!this.#take(entry)) return;
-    this.#abandon(entry.id);
-    const reason = new DOMException(
-      `request "${entry.method}" (id ${entry.id}) got no response within ${entry.timeoutMs} ms`,
-      "TimeoutError",
-    );
-    entry.reject(
-      new RpcError("RPC_TIMEOUT", `${reason.message}; it was cancelled`, {
-        cause: reason,
-        details: { id: entry.id, method: entry.method, timeoutMs: entry.timeoutMs },
-      }),
-    );
-  };
-
-  /** Tells the other side to stop, and remembers the id so its late response is not an error. */
-  #abandon(id: number): void {
-    this.#abandoned.add(id);
-    if (this.#abandoned.size > ABANDONED_LIMIT) {
-      this.#abandoned.delete(this.#abandoned.values().next().value!);
-    }
+  /** Sends `$/cancel` for a request of ours given up on (by abort or timeout). */
+  readonly #cancel = (id: number): void => {
     if (!this.#closed) this.notify(CANCEL_METHOD, { id });
-  }
-
-  // ---- writing ------------------------------------------------------------------------------
-
-  #respondError(id: RpcId | null, code: number, message: string, data?: unknown): void {
-    if (this.#closed) return;
-    const error = data === undefined ? { code, message } : { code, message, data };
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeMessage({ jsonrpc: "2.0", id, error });
-    } catch {
-      // `data` was not serialisable; the code and message still are.
-      bytes = encodeMessage({ jsonrpc: "2.0", id, error: { code, message } });
-    }
-    this.#writeResponse(bytes);
-  }
-
-  #writeResponse(bytes: Uint8Array): void {
-    const written = this.#write(bytes);
-    if (written !== undefined) written.then(undefined, this.#responseWriteFailed);
-  }
-
-  readonly #responseWriteFailed = (cause: unknown): void => {
-    this.#writeFailed("a response", cause);
   };
 
-  #writeFailed(what: string, cause: unknown): void {
-    this.#protocolError(
-      new RpcError("RPC_CLOSED", `could not send ${what}: the write failed (${messageOf(cause)})`, {
-        cause,
-      }),
-    );
-  }
-
-  /**
-   * Sends `bytes` after every earlier message. `undefined` means written synchronously;
-   * otherwise the promise settles with this write (callers attach a rejection handler).
-   */
-  #write(bytes: Uint8Array): Promise<void> | undefined {
-    if (this.#writing) {
-      const { promise, resolve, reject } = Promise.withResolvers<void>();
-      this.#queue.push({ bytes, resolve, reject });
-      return promise;
-    }
-    return this.#sendNow(bytes);
-  }
-
-  #sendNow(bytes: Uint8Array): Promise<void> | undefined {
-    let result: unknown;
-    try {
-      result = this.#send(bytes);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    if (!isPromiseLike(result)) return undefined;
-    this.#writing = true;
-    const done = Promise.resolve(result) as Promise<void>;
-    done.then(this.#drain, this.#drain);
-    return done;
-  }
-
-  /** Runs after an asynchronous send settled: sends queued messages until one is async. */
-  readonly #drain = (): void => {
-    this.#writing = false;
-    const queue = this.#queue;
-    while (this.#queueHead < queue.length) {
-      const item = queue[this.#queueHead]!;
-      queue[this.#queueHead++] = undefined;
-      const written = this.#sendNow(item.bytes);
-      if (written === undefined) {
-        item.resolve();
-        continue;
-      }
-      written.then(item.resolve, item.reject);
-      if (this.#writing) {
-        // A queue that never empties would otherwise keep growing at the front.
-        if (this.#queueHead >= QUEUE_COMPACT_AT && this.#queueHead * 2 >= queue.length) {
-          this.#queue = queue.slice(this.#queueHead);
-          this.#queueHead = 0;
-        }
-        return;
-      }
-    }
-    queue.length = 0;
-    this.#queueHead = 0;
+  readonly #report = (error: RpcError): void => {
+    this.#protocolError(error);
   };
 
   #protocolError(error: RpcError): void {
@@ -810,53 +417,3 @@ export class JsonRpcPeer implements AsyncDisposable {
 const RESOLVED: Promise<void> = Promise.resolve();
 
 function ignore(): void {}
-
-function abortError(method: string, id: number | undefined, reason: unknown): RpcError {
-  const where = id === undefined ? `request "${method}"` : `request "${method}" (id ${id})`;
-  const details = id === undefined ? { method } : { id, method };
-  if (reason instanceof DOMException && reason.name === "TimeoutError") {
-    return new RpcError("RPC_TIMEOUT", `${where} timed out: ${reason.message}`, {
-      cause: reason,
-      details,
-    });
-  }
-  return new RpcError("RPC_CANCELLED", `${where} was cancelled: ${messageOf(reason)}`, {
-    cause: reason,
-    details,
-  });
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function";
-}
-
-function isId(value: unknown): value is RpcId {
-  return typeof value === "string" || (typeof value === "number" && Number.isFinite(value));
-}
-
-function isErrorObject(value: unknown): boolean {
-  if (typeof value !== "object" || value === null) return false;
-  const { code, message } = value as { code?: unknown; message?: unknown };
-  return Number.isSafeInteger(code) && typeof message === "string";
-}
-
-function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  if (typeof error === "string") return error;
-  if (
-    typeof error === "object" && error !== null &&
-    typeof (error as { message?: unknown }).message === "string"
-  ) {
-    return (error as { message: string }).message;
-  }
-  return String(error);
-}
-
-function typeOf(value: unknown): string {
-  return value === null ? "null" : typeof value;
-}
-
-function preview(line: string): string {
-  return line.length <= 120 ? line : `${line.slice(0, 117)}...`;
-}

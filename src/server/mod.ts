@@ -14,13 +14,8 @@
  */
 export { type AuthResult, BearerAuth } from "./bearer_auth.ts";
 export { CLIENT_CLOSED_REQUEST, type ErrorStatus, errorStatus } from "./error_status.ts";
-export {
-  checkListen,
-  Gateway,
-  type GatewayHost,
-  type GatewayOptions,
-  type ServerConfig,
-} from "./gateway.ts";
+export { checkListen } from "./check_listen.ts";
+export { Gateway, type GatewayHost, type GatewayOptions, type ServerConfig } from "./gateway.ts";
 export { GatewayMetrics, type RouteLabel } from "./gateway_metrics.ts";
 export { HttpError, type HttpErrorCode } from "./http_error.ts";
 export {
