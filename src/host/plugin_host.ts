@@ -35,6 +35,7 @@ import {
   findDenoBinary,
   findSetpriv,
   findSetsid,
+  pluginLogBudget,
   PluginNotFoundError,
   PluginProcess,
   type PluginState,
@@ -713,6 +714,8 @@ export class PluginHost implements AsyncDisposable {
       restart: { ...config.defaults.restart, ...override?.restart },
       stopGraceMs: config.defaults.stop_grace_ms,
     };
+    // One log budget for all instances and restarts of this plugin.
+    const logBudget = pluginLogBudget(plugin.name, config, this.metrics);
     const [bin, ...prefix] = ctx.setpriv
       ? [ctx.setpriv, "--pdeathsig", "KILL", "--", ctx.denoBin]
       : [ctx.denoBin];
@@ -776,6 +779,7 @@ export class PluginHost implements AsyncDisposable {
             signal,
             handlers: processes.handlers,
             onExit: () => processes.close(),
+            logBudget,
           });
           started.then(() => processes.open(), () => processes.close());
           return await started;

@@ -3,13 +3,14 @@
 /**
  * The log store's writer, run as a Web Worker by `getLogStoreSink`: it owns its own SQLite
  * connection, so a slow disk, a lock held by another process or a full disk stalls only this
- * thread, never the host's event loop. Protocol: see `WorkerRequest` / `WorkerReply` in
- * `store_sink.ts`.
+ * thread, never the host's event loop. After every batch it keeps the database under its byte
+ * cap (`retention.ts`). Protocol: see `WorkerRequest` / `WorkerReply` in `_store_protocol.ts`.
  *
  * @module
  */
 import { LogStore, LogStoreError, type LogStoreOptions, storeError } from "./log_store.ts";
-import type { WorkerInit, WorkerReply, WorkerRequest } from "./store_sink.ts";
+import { type SizeCapPlan, sizeCapPlan } from "./retention.ts";
+import type { WorkerInit, WorkerReply, WorkerRequest } from "./_store_protocol.ts";
 
 interface Batch {
   readonly id: number;
@@ -30,12 +31,19 @@ let degradedCode = "";
 let closing = false;
 let pruneTimer: ReturnType<typeof setInterval> | undefined;
 let pruning = false;
+let capPlan: SizeCapPlan | undefined;
+/** The code of the last failed cap run, so that a failure that stays is reported once. */
+let capFailure = "";
 
 self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   const msg = event.data;
   switch (msg.t) {
     case "init":
       init = msg;
+      if (msg.retention.maxBytes > 0) {
+        capPlan = sizeCapPlan(msg.retention.maxBytes);
+        setTimeout(enforceCap, 0); // a database left over the cap by an earlier run
+      }
       if (
         msg.retention.intervalMs > 0 &&
         (msg.retention.retentionDays > 0 || msg.retention.maxRows > 0)
@@ -84,6 +92,7 @@ function drain(): void {
         }
         retryDelay = 0;
         post({ t: "ack", id: batch.id, count: result.count, lastSeq: result.lastSeq });
+        enforceCap();
       } catch (e) {
         const error = e instanceof LogStoreError ? e : storeError(e, init!.path, "write to");
         if (!error.retryable) {
@@ -121,6 +130,24 @@ function resetStore(): void {
     store?.close();
   } catch { /* closing a broken connection */ }
   store = undefined;
+}
+
+/**
+ * Keeps the database under its byte cap, right after each batch: cheap unless the used pages
+ * passed the plan's mark, then deletes the oldest records (see `capSize`).
+ */
+function enforceCap(): void {
+  if (capPlan === undefined || closing) return;
+  try {
+    const r = openStore().capSize(capPlan, { batchSize: init!.retention.batchSize });
+    capFailure = "";
+    if (r.deleted > 0) post({ t: "capped", deleted: r.deleted, fileBytes: r.fileBytes });
+  } catch (e) {
+    const error = e instanceof LogStoreError ? e : storeError(e, init!.path, "cap the size of");
+    if (error.code === capFailure) return;
+    capFailure = error.code;
+    post({ t: "capped", deleted: 0, fileBytes: 0, code: error.code, message: error.message });
+  }
 }
 
 /** Deletes expired records in small transactions, yielding between them so writes go first. */

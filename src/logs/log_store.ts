@@ -9,6 +9,13 @@ import {
   sanitizeText,
   truncateUtf8,
 } from "./record_text.ts";
+import {
+  capSize,
+  pruneRetention,
+  type RetentionPolicy,
+  type SizeCapPlan,
+  type SizeCapResult,
+} from "./retention.ts";
 
 /** How hard SQLite pushes each commit to disk (`PRAGMA synchronous`); see docs/logs.md. */
 export type StoreSynchronous = "OFF" | "NORMAL" | "FULL";
@@ -111,13 +118,7 @@ export interface LogStoreStats {
   readonly levels: Readonly<Partial<Record<LogLevel, number>>>;
 }
 
-/** Which records {@link LogStore.prune} deletes. */
-export interface RetentionPolicy {
-  /** Delete records older than this many days (0 or absent: no age limit). */
-  readonly retentionDays?: number;
-  /** Keep at most this many of the newest records (0 or absent: no count limit). */
-  readonly maxRows?: number;
-}
+export type { RetentionPolicy } from "./retention.ts";
 
 /** What one append committed. */
 export interface AppendResult {
@@ -653,51 +654,24 @@ export class LogStore implements Disposable, AsyncDisposable {
    */
   prune(policy: RetentionPolicy, options: { now?: number; batchSize?: number } = {}): number {
     this.#open();
-    const batch = options.batchSize ?? 2_000;
-    const now = options.now ?? Date.now();
-    let deleted = 0;
     try {
-      const maxRows = policy.maxRows ?? 0;
-      if (maxRows > 0) {
-        // seq only grows and records are deleted oldest first, so the cut-off is exact while
-        // there are no gaps, and keeps fewer records (never more) when there are.
-        const last = (this.#stmt("last", "SELECT max(seq) AS s FROM logs").get() as {
-          s: number | null;
-        }).s;
-        if (last !== null && last > maxRows) {
-          deleted += this.#deleteBatch(
-            "pruneSeq",
-            "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE seq <= ? ORDER BY seq LIMIT ?)",
-            last - maxRows,
-            batch,
-          );
-        }
-      }
-      const days = policy.retentionDays ?? 0;
-      if (days > 0 && deleted < batch) {
-        deleted += this.#deleteBatch(
-          "pruneTs",
-          "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE ts < ? ORDER BY ts LIMIT ?)",
-          now - days * 86_400_000,
-          batch - deleted,
-        );
-      }
+      return pruneRetention(this.#db, policy, options);
     } catch (e) {
       throw storeError(e, this.path, "prune");
     }
-    return deleted;
   }
 
-  #deleteBatch(key: string, sql: string, bound: number, limit: number): number {
-    const db = this.#db;
-    db.exec("BEGIN IMMEDIATE");
+  /**
+   * Keeps the database and its WAL under `plan.maxBytes` (see `sizeCapPlan`): deletes the
+   * oldest records when the used pages passed the plan's mark. The writer calls it after every
+   * batch; cheap when there is nothing to delete.
+   */
+  capSize(plan: SizeCapPlan, options: { batchSize?: number } = {}): SizeCapResult {
+    this.#open();
     try {
-      const changes = Number(this.#stmt(key, sql).run(bound, limit).changes);
-      db.exec("COMMIT");
-      return changes;
+      return capSize(this.#db, this.path, plan, options);
     } catch (e) {
-      this.#rollback();
-      throw e;
+      throw storeError(e, this.path, "cap the size of");
     }
   }
 

@@ -1,6 +1,6 @@
 /**
  * Logging: LogTape set-up for the process (console, rotating file, extra sinks) and the
- * persistent SQLite log store with its asynchronous sink.
+ * persistent SQLite log store with its asynchronous sink, retention and byte cap.
  * Library code never configures logging; it calls `getLogger(["plugsconc", component])`.
  *
  * @module
@@ -23,7 +23,6 @@ export {
   type LogStoreOptions,
   type LogStoreStats,
   type NewLogEntry,
-  type RetentionPolicy,
   SCHEMA_VERSION,
   type StoreSynchronous,
 } from "./log_store.ts";
@@ -36,6 +35,15 @@ export {
   type LogStoreSinkStats,
   type StoreConfig,
 } from "./store_sink.ts";
+export {
+  capSize,
+  pruneRetention,
+  type RetentionPolicy,
+  type SizeCapPlan,
+  sizeCapPlan,
+  type SizeCapResult,
+} from "./retention.ts";
+export { estimateRecordBytes } from "./record_size.ts";
 export {
   decodeText,
   levelName,

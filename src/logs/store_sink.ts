@@ -2,6 +2,10 @@ import { getLogger, type Logger, type LogRecord, type Sink } from "@logtape/logt
 import type { Config } from "../config/mod.ts";
 import { encodeRow, type LogStore, LogStoreError, type LogStoreOptions } from "./log_store.ts";
 import { levelNumber, propertiesJson, recordPlugin, renderMessage } from "./record_text.ts";
+import { estimateRecordBytes } from "./record_size.ts";
+import { sizeCapPlan } from "./retention.ts";
+import { ReportThrottle } from "./_report_throttle.ts";
+import type { WorkerInit, WorkerReply, WorkerRequest } from "./_store_protocol.ts";
 
 /** Options for {@link getLogStoreSink}; {@link logStoreSinkOptions} derives them from the config. */
 export interface LogStoreSinkOptions {
@@ -12,10 +16,17 @@ export interface LogStoreSinkOptions {
   /** A partial batch is written after at most this long. Default 200 ms. */
   flushIntervalMs?: number;
   /**
-   * Rough bound of the queue's memory (each record counts 256 bytes plus the length of a string
-   * `message` property); beyond it records are dropped like on a full queue. Default 64 MiB.
+   * Bound of the queue's memory (see `estimateRecordBytes`: every string and key of a record's
+   * properties, nested ones too); beyond it records are dropped like on a full queue. Default
+   * 64 MiB.
    */
   maxQueueBytes?: number;
+  /**
+   * Cap of the database file plus its WAL (0: none): after every batch the writer deletes the
+   * oldest records when it nears the cap (see `sizeCapPlan`), and the deletion is logged.
+   * Default 0; `logStoreSinkOptions` passes `logging.store.max_bytes` (1 GiB by default).
+   */
+  maxBytes?: number;
   /** Delete records older than this many days (0: keep). Default 0. */
   retentionDays?: number;
   /** Keep at most this many records (0: no limit). Default 0. */
@@ -55,8 +66,10 @@ export interface LogStoreSinkStats {
   readonly lost: number;
   /** Sequence number of the last committed record (0 before the first). */
   readonly lastSeq: number;
-  /** Records deleted by retention. */
+  /** Records deleted by retention and by the byte cap. */
   readonly pruned: number;
+  /** Of those, records deleted because the database reached `maxBytes`. */
+  readonly capped: number;
   /** Why writes currently fail (they are being retried), or `null`. */
   readonly degraded:
     | { readonly code: string; readonly message: string; readonly since: number }
@@ -84,73 +97,10 @@ export interface LogStoreSink extends Sink, AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** @internal Settings the worker gets first. */
-export interface WorkerInit {
-  readonly t: "init";
-  readonly path: string;
-  readonly store: LogStoreOptions;
-  readonly retention: {
-    readonly retentionDays: number;
-    readonly maxRows: number;
-    readonly intervalMs: number;
-    readonly batchSize: number;
-  };
-  readonly minRetryDelayMs: number;
-  readonly maxRetryDelayMs: number;
-}
-
-/** @internal Messages to the writer worker. */
-export type WorkerRequest =
-  | WorkerInit
-  | {
-    readonly t: "rows";
-    readonly id: number;
-    /** Records in the `encodeRow` format, concatenated. */
-    readonly rows: string;
-    readonly dropped: number;
-  }
-  | { readonly t: "prune" }
-  | { readonly t: "close" };
-
-/** @internal Messages from the writer worker. */
-export type WorkerReply =
-  | { readonly t: "ack"; readonly id: number; readonly count: number; readonly lastSeq: number }
-  | {
-    readonly t: "lost";
-    readonly id: number;
-    readonly code: string;
-    readonly message: string;
-  }
-  | { readonly t: "degraded"; readonly code: string; readonly message: string }
-  | { readonly t: "recovered"; readonly afterMs: number }
-  | {
-    readonly t: "pruned";
-    readonly deleted: number;
-    readonly code?: string;
-    readonly message?: string;
-  }
-  | { readonly t: "closed" };
-
 /** Batches sent to the worker and not yet answered: one being written, one ready behind it. */
 const MAX_IN_FLIGHT = 2;
 /** A batch stops growing at this many (estimated) bytes. */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
-const RECORD_BYTES = 256;
-
-/**
- * A cheap bound of a record's memory for `maxQueueBytes`: the fixed part plus every top-level
- * string property (a plugin's `$/log` fields arrive as properties and can be megabytes).
- * Nested values count a fixed 256 bytes each: walking them would cost the call path more than
- * the bound is worth.
- */
-function estimateBytes(record: LogRecord): number {
-  let n = RECORD_BYTES;
-  for (const key in record.properties) {
-    const v = record.properties[key];
-    n += typeof v === "string" ? v.length : RECORD_BYTES;
-  }
-  return n;
-}
 
 /** The `logging.store` section of the config. */
 export type StoreConfig = Config["logging"]["store"];
@@ -170,6 +120,7 @@ export function logStoreSinkOptions(config: StoreConfig): LogStoreSinkOptions {
     maxRows: config.max_rows,
     retentionIntervalMs: config.retention_interval_ms,
     busyTimeoutMs: config.busy_timeout_ms,
+    maxBytes: config.max_bytes,
   };
 }
 
@@ -195,8 +146,9 @@ function nonNegative(name: string, value: number): number {
  * records are dropped and counted, and the count is logged once the pressure passes (or every
  * `dropReportIntervalMs` while it lasts). When the database is locked or the disk is full, the
  * worker keeps the batch and retries with backoff; the host keeps serving, the queue fills,
- * drops are counted, and writing resumes when the condition clears. Disposal writes everything
- * queued, then closes the worker's connection.
+ * drops are counted, and writing resumes when the condition clears. With `maxBytes`, the writer
+ * keeps the database and its WAL under that cap after every batch, deleting the oldest records
+ * (reported like drops). Disposal writes everything queued, then closes the worker's connection.
  *
  * @example
  * ```ts
@@ -215,6 +167,10 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
     options.dropReportIntervalMs ?? 10_000,
   );
   const disposeTimeoutMs = nonNegative("disposeTimeoutMs", options.disposeTimeoutMs ?? 10_000);
+  const maxStoreBytes = nonNegative("maxBytes", options.maxBytes ?? 0);
+  const maxBatchBytes = maxStoreBytes > 0
+    ? sizeCapPlan(Math.ceil(maxStoreBytes)).batchBytes
+    : MAX_BATCH_BYTES;
   const init: WorkerInit = {
     t: "init",
     path: store.path,
@@ -228,6 +184,7 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
       maxRows: nonNegative("maxRows", options.maxRows ?? 0),
       intervalMs: nonNegative("retentionIntervalMs", options.retentionIntervalMs ?? 60_000),
       batchSize: 2_000,
+      maxBytes: Math.ceil(maxStoreBytes),
     },
     minRetryDelayMs: positiveInt("minRetryDelayMs", options.minRetryDelayMs ?? 50),
     maxRetryDelayMs: positiveInt("maxRetryDelayMs", options.maxRetryDelayMs ?? 5_000),
@@ -262,17 +219,39 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
   let unencodable = 0;
   let lastSeq = 0;
   let pruned = 0;
+  let capped = 0;
   let degraded: { code: string; message: string; since: number } | null = null;
   const flushWaiters: { target: number; resolve: () => void }[] = [];
   const drainWaiters: (() => void)[] = [];
   const pruneWaiters: ((n: number) => void)[] = [];
   let closedReply: (() => void) | undefined;
   let disposing: Promise<void> | undefined;
-  // Refused-batch reporting.
-  let lostUnreported = 0;
-  let lostLast: { code: string; message: string } | undefined;
-  let lastLostReport = -Infinity;
-  let lostTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Refused batches: reported summed, at most once per `dropReportIntervalMs`. The report is a
+   * record of this sink too; were it refused as well (a database the writer cannot use for
+   * good), reporting each refusal at once would feed itself without end.
+   */
+  const lostReports = new ReportThrottle<{ code: string; message: string }>(
+    dropReportIntervalMs,
+    (count, last) =>
+      log.error("log store refused {count} records ({code}): {message}", {
+        count,
+        code: last.code,
+        message: last.message,
+        total: lost,
+        path: store.path,
+      }),
+  );
+  /** Deletions by the byte cap, reported likewise. */
+  const capReports = new ReportThrottle<number>(
+    dropReportIntervalMs,
+    (count, fileBytes) =>
+      log.warning(
+        "log store reached logging.store.max_bytes ({maxBytes} bytes): deleted the {deleted} " +
+          "oldest records ({total} in all)",
+        { maxBytes: maxStoreBytes, deleted: count, total: capped, fileBytes, path: store.path },
+      ),
+  );
 
   const sink = ((record: LogRecord): void => {
     if (closed) return;
@@ -282,7 +261,7 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
       if (dropsUnreported++ === 0) onFirstDrop();
       return;
     }
-    const est = estimateBytes(record);
+    const est = estimateRecordBytes(record);
     ring[tail] = record;
     sizes[tail] = est;
     if (++tail === capacity) tail = 0;
@@ -327,7 +306,7 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
     let rows = "";
     let used = 0;
     let count = 0;
-    while (count < n && (count === 0 || used < MAX_BATCH_BYTES)) {
+    while (count < n && (count === 0 || used < maxBatchBytes)) {
       const record = ring[head]!;
       used += sizes[head]!;
       ring[head] = undefined;
@@ -412,7 +391,7 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
       case "lost": {
         const count = finishBatch(msg.id);
         lost += count;
-        noteLost(count, msg.code, msg.message);
+        lostReports.note(count, { code: msg.code, message: msg.message });
         settle();
         return;
       }
@@ -438,6 +417,18 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
           });
         }
         pruneWaiters.shift()?.(msg.deleted);
+        return;
+      case "capped":
+        pruned += msg.deleted;
+        capped += msg.deleted;
+        if (msg.deleted > 0) capReports.note(msg.deleted, msg.fileBytes);
+        if (msg.code !== undefined) {
+          log.warning("log store size cap failed ({code}): {message}", {
+            code: msg.code,
+            message: msg.message,
+            path: store.path,
+          });
+        }
         return;
       case "closed":
         closedReply?.();
@@ -467,36 +458,6 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
         if (dropsUnreported > 0) reportDrops();
       }, Math.max(wait, Math.min(1_000, dropReportIntervalMs)));
     }
-  }
-
-  /**
-   * Reports refused batches: the first at once, later ones summed at most once per
-   * `dropReportIntervalMs`. The report is a record of this sink too; were it refused as well
-   * (a database the writer cannot use for good), reporting each refusal at once would feed
-   * itself without end.
-   */
-  function noteLost(count: number, code: string, message: string): void {
-    lostUnreported += count;
-    lostLast = { code, message };
-    const wait = lastLostReport + dropReportIntervalMs - Date.now();
-    if (wait <= 0) reportLost();
-    else lostTimer ??= setTimeout(reportLost, wait);
-  }
-
-  function reportLost(): void {
-    if (lostTimer !== undefined) clearTimeout(lostTimer);
-    lostTimer = undefined;
-    if (lostUnreported === 0 || lostLast === undefined) return;
-    const count = lostUnreported;
-    lostUnreported = 0;
-    lastLostReport = Date.now();
-    log.error("log store refused {count} records ({code}): {message}", {
-      count,
-      code: lostLast.code,
-      message: lostLast.message,
-      total: lost,
-      path: store.path,
-    });
   }
 
   function reportDrops(): void {
@@ -549,7 +510,8 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
   async function dispose(): Promise<void> {
     // Reported before closing, so that the last reports are stored too.
     if (dropsUnreported > 0) reportDrops();
-    reportLost();
+    lostReports.flush();
+    capReports.flush();
     closed = true;
     if (dropTimer !== undefined) clearTimeout(dropTimer);
     dropTimer = undefined;
@@ -561,7 +523,8 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
     const ok = await race(drained, disposeTimeoutMs);
     // A batch refused during the drain: report it now (to the console; the store is closing)
     // rather than leave a timer behind.
-    reportLost();
+    lostReports.flush();
+    capReports.flush();
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     closedWorker = true;
@@ -600,6 +563,7 @@ export function getLogStoreSink(store: LogStore, options: LogStoreSinkOptions = 
         lost,
         lastSeq,
         pruned,
+        capped,
         degraded,
       }),
     },

@@ -296,6 +296,77 @@ Deno.test("the queue's memory bound counts large string fields, not only the mes
   assert.equal(f.sink.stats.dropped, 6);
 });
 
+Deno.test("the queue's memory bound counts nested values, whatever their shape", async () => {
+  await using f = await fixture({ flushIntervalMs: 60_000, maxQueueBytes: 1024 * 1024 });
+  const big = "x".repeat(300 * 1024);
+  const shapes = [
+    { fields: { blob: { data: big } } },
+    { list: [[big]] },
+    { deep: { a: { b: { c: big } } } },
+  ];
+  for (let i = 0; i < 12; i++) {
+    f.sink({ ...fakeRecord(i), properties: { ...fakeRecord(i).properties, ...shapes[i % 3] } });
+  }
+  assert.equal(f.sink.stats.accepted, 4, "1 MiB holds four 300 KiB records");
+  assert.equal(f.sink.stats.dropped, 8);
+});
+
+Deno.test("the writer keeps the database and its WAL under maxBytes, deleting the oldest records, and says so", async () => {
+  const cap = 8 * 1024 * 1024;
+  const interval = 300;
+  await using f = await fixture({
+    flushIntervalMs: 10,
+    maxBytes: cap,
+    dropReportIntervalMs: interval,
+  });
+  const started = Date.now();
+  const log = getLogger(["plugsconc", "plugin", "flood"]);
+  const text = "t".repeat(4_000);
+  let peak = 0;
+  const size = () => {
+    const s = (p: string) => {
+      try {
+        return Deno.statSync(p).size;
+      } catch {
+        return 0;
+      }
+    };
+    return s(f.path) + s(`${f.path}-wal`);
+  };
+  // About 48 MiB, six times the cap, as fast as the queue takes it.
+  for (let i = 1; i <= 12_000; i++) {
+    log.info("record {i}", { i, text });
+    if (i % 500 === 0) {
+      await flushWithin(f.sink);
+      peak = Math.max(peak, size());
+    }
+  }
+  await flushWithin(f.sink);
+  peak = Math.max(peak, size());
+  const stats = f.sink.stats;
+  assert.equal(stats.dropped, 0);
+  assert.ok(stats.capped > 5_000, JSON.stringify(stats));
+  assert.ok(stats.pruned >= stats.capped);
+  assert.ok(peak < cap, `the store reached ${peak} bytes`);
+  const rows = f.store.stats();
+  assert.ok(rows.sizeBytes < cap, JSON.stringify(rows));
+  // The newest records are kept, the oldest are gone.
+  assert.equal(f.store.query({ grep: "record 12000", limit: 1 }).length, 1);
+  assert.equal(f.store.query({ grep: "record 1 ", limit: 1 }).length, 0);
+  // The deletion is reported at most once per interval, with the count (the older reports
+  // may be deleted in turn: they are old records too).
+  await new Promise((r) => setTimeout(r, interval));
+  await f.sink[Symbol.asyncDispose]();
+  const reports = f.store.query({ grep: "reached logging.store.max_bytes", limit: 1000 });
+  assert.ok(reports.length >= 1, "no report of the deletions");
+  assert.ok(reports.length <= (Date.now() - started) / interval + 1, `${reports.length} reports`);
+  assert.equal(reports.at(-1)!.level, "warning");
+  assert.match(
+    reports.at(-1)!.message,
+    /^log store reached logging\.store\.max_bytes \(8388608 bytes\): deleted the \d+ oldest records \(\d+ in all\)$/,
+  );
+});
+
 Deno.test("getLogStoreSink() checks its options", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -306,6 +377,7 @@ Deno.test("getLogStoreSink() checks its options", async () => {
     );
     assert.throws(() => getLogStoreSink(store, { batchSize: 1.5 }), RangeError);
     assert.throws(() => getLogStoreSink(store, { retentionDays: -1 }), RangeError);
+    assert.throws(() => getLogStoreSink(store, { maxBytes: -1 }), RangeError);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

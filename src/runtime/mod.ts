@@ -1,11 +1,23 @@
 /**
- * The plugin process runtime: spawn with a compiled sandbox, handshake, stderr to logs,
- * calls, stop (polite, then forced), and supervision with a restart budget.
+ * The plugin process runtime: spawn with a compiled sandbox, handshake, stderr and `$/log` to
+ * logs (through a per-plugin log budget and record size cap), calls, stop (polite, then
+ * forced), and supervision with a restart budget.
  *
  * @module
  */
 export { findDenoBinary, findSetpriv, findSetsid, isCompiledBinary } from "./deno_binary.ts";
 export { escapeControl, LineSplitter } from "./line_splitter.ts";
+export {
+  LogBudget,
+  type LogBudgetClock,
+  type LogBudgetConfig,
+  type LogBudgetOptions,
+  type LogBudgetSettings,
+  type LogBudgetStats,
+  pluginLogBudget,
+} from "./log_budget.ts";
+export { PluginLog, type PluginLogOptions } from "./plugin_log.ts";
+export { type CappedRecord, capRecord, jsonLength } from "./record_cap.ts";
 export {
   HandshakeError,
   PluginCallCancelledError,

@@ -1,15 +1,16 @@
-import { getConfig, getLogger, type Logger, type LogLevel, withContext } from "@logtape/logtape";
-import { JsonRpcPeer, RpcError, type RpcHandler, RpcRemoteError } from "../rpc/mod.ts";
+import { getConfig, getLogger, type Logger } from "@logtape/logtape";
+import { JsonRpcPeer, type RpcError, type RpcHandler } from "../rpc/mod.ts";
 import { escapeControl, LineSplitter } from "./line_splitter.ts";
+import type { LogBudget } from "./log_budget.ts";
+import { PluginLog } from "./plugin_log.ts";
+import { LogGate } from "./log_gate.ts";
+import { callError } from "./call_error.ts";
+import { clip, QUOTE, quote } from "./record_cap.ts";
 import {
   HandshakeError,
-  PluginCallCancelledError,
-  PluginCallError,
   PluginCrashedError,
-  PluginError,
-  PluginNotFoundError,
+  type PluginError,
   PluginProtocolError,
-  PluginTimeoutError,
   PluginUnavailableError,
 } from "./plugin_errors.ts";
 
@@ -44,6 +45,11 @@ export interface PluginProcessOptions {
    * it (the children its process service started, ...). Its errors are logged.
    */
   readonly onExit?: () => void | Promise<void>;
+  /**
+   * The plugin's log budget, shared by its instances and restarts (the host makes one per
+   * plugin). Default: one of this process alone, with the default rates.
+   */
+  readonly logBudget?: LogBudget;
 }
 
 /** What the plugin announced in `$/ready`. */
@@ -66,38 +72,10 @@ export interface ExitInfo {
 }
 
 const STDERR_KEEP = 20;
-const LEVELS: Record<string, LogLevel> = {
-  trace: "trace",
-  debug: "debug",
-  info: "info",
-  warn: "warning",
-  warning: "warning",
-  error: "error",
-  fatal: "fatal",
-};
-
-/** Logs at a level chosen at run time. */
-function logAt(
-  logger: Logger,
-  level: LogLevel,
-  message: string,
-  props: Record<string, unknown>,
-): void {
-  switch (level) {
-    case "trace":
-      return logger.trace(message, props);
-    case "debug":
-      return logger.debug(message, props);
-    case "info":
-      return logger.info(message, props);
-    case "warning":
-      return logger.warn(message, props);
-    case "error":
-      return logger.error(message, props);
-    case "fatal":
-      return logger.fatal(message, props);
-  }
-}
+/** Method names of `$/ready` kept (each at most `QUOTE` characters). */
+const MAX_METHODS = 1024;
+/** Bytes read from a plugin's stdout or stderr at once (into a buffer reused for each read). */
+const PIPE_CHUNK = 64 * 1024;
 
 function timeout(ms: number): { promise: Promise<"timeout">; clear(): void } {
   let id: ReturnType<typeof setTimeout> | undefined;
@@ -119,6 +97,7 @@ export class PluginProcess implements AsyncDisposable {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #stderrTail: string[] = [];
   readonly #log: Logger;
+  readonly #plugLog: PluginLog;
   readonly #exited: Promise<ExitInfo>;
   #ready: ReadyInfo | undefined;
   #onReady: ((info: unknown) => void) | undefined;
@@ -132,6 +111,12 @@ export class PluginProcess implements AsyncDisposable {
   private constructor(options: PluginProcessOptions) {
     this.#options = options;
     this.#log = getLogger(["plugsconc", "plugin", options.name]);
+    this.#plugLog = new PluginLog({
+      plugin: options.name,
+      budget: options.logBudget,
+      logger: this.#log,
+      contextOf: (id) => this.#contexts.get(id),
+    });
     this.#child = new Deno.Command(options.bin, {
       args: [...options.args],
       env: { ...options.env },
@@ -175,6 +160,8 @@ export class PluginProcess implements AsyncDisposable {
             })),
       );
       this.#writer.close().catch(() => {});
+      // Drops not reported yet are reported now, while the host's logging is still up.
+      this.#plugLog.budget.flush();
       try {
         await options.onExit?.();
       } catch (error) {
@@ -232,12 +219,15 @@ export class PluginProcess implements AsyncDisposable {
         await proc.kill();
         throw new HandshakeError(
           options.name,
-          `it speaks protocol ${JSON.stringify(info.protocol)}, the manifest and host use ` +
+          `it speaks protocol ${quote(info.protocol)}, the manifest and host use ` +
             `protocol ${options.protocolVersion}; update the plugin or its SDK`,
         );
       }
+      // Bounded: the names end up in host messages (a call of an unknown method lists them).
       const methods = Array.isArray(info.methods)
-        ? info.methods.filter((m) => typeof m === "string")
+        ? info.methods.slice(0, MAX_METHODS).filter((m) =>
+          typeof m === "string" && m.length <= QUOTE
+        )
         : [];
       const { name, version } = info as { name?: unknown; version?: unknown };
       if (name !== undefined && name !== null && name !== options.name) {
@@ -245,7 +235,7 @@ export class PluginProcess implements AsyncDisposable {
         await proc.kill();
         throw new HandshakeError(
           options.name,
-          `it announced itself as ${JSON.stringify(name)}, but its manifest names it ` +
+          `it announced itself as ${quote(name)}, but its manifest names it ` +
             `${JSON.stringify(options.name)}; fix serve({ name }) or plugin.name`,
         );
       }
@@ -255,7 +245,7 @@ export class PluginProcess implements AsyncDisposable {
       ) {
         proc.#log.warning(
           "plugin {plugin} announced version {announced}, its manifest says {version}",
-          { plugin: options.name, announced: version, version: options.version },
+          { plugin: options.name, announced: clip(version, QUOTE), version: options.version },
         );
       }
       proc.#ready = {
@@ -305,6 +295,11 @@ export class PluginProcess implements AsyncDisposable {
     return [...this.#stderrTail];
   }
 
+  /** The log budget its records pass (shared with the plugin's other processes, if given). */
+  get logBudget(): LogBudget {
+    return this.#plugLog.budget;
+  }
+
   /**
    * Calls `method`. Rejects with `PluginTimeoutError` (after `$/cancel`),
    * `PluginCallCancelledError`, `PluginCallError` (the handler threw), `PluginNotFoundError`
@@ -331,7 +326,13 @@ export class PluginProcess implements AsyncDisposable {
         },
       );
     } catch (e) {
-      throw this.#mapError(e, method, options.timeoutMs);
+      throw callError(e, {
+        plugin: this.#options.name,
+        method,
+        timeoutMs: options.timeoutMs,
+        methods: this.ready.methods,
+        maxMessage: this.#plugLog.budget.maxRecordBytes / 2,
+      });
     } finally {
       if (id !== undefined) this.#contexts.delete(id);
     }
@@ -344,54 +345,6 @@ export class PluginProcess implements AsyncDisposable {
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ) {
     return this.#peer.request(method, params, options);
-  }
-
-  #mapError(e: unknown, method: string, timeoutMs: number | undefined): unknown {
-    const name = this.#options.name;
-    if (e instanceof RpcRemoteError) {
-      if (e.rpcCode === -32601) return new PluginNotFoundError(name, method, this.ready.methods);
-      return new PluginCallError(name, method, {
-        code: e.rpcCode,
-        message: e.remoteMessage,
-        data: e.data,
-      }, {
-        cause: e,
-      });
-    }
-    if (e instanceof RpcError) {
-      if (e.code === "RPC_TIMEOUT") {
-        return new PluginTimeoutError(name, method, timeoutMs ?? 0, { cause: e });
-      }
-      if (e.code === "RPC_CANCELLED") {
-        return new PluginCallCancelledError(name, method, { cause: e });
-      }
-      if (e.code === "RPC_CLOSED") {
-        const reason = e.cause;
-        if (reason instanceof PluginCrashedError) {
-          return new PluginCrashedError({
-            plugin: name,
-            method,
-            exitCode: reason.exitCode,
-            signal: reason.signal,
-            stderr: reason.stderr,
-          }, { cause: e });
-        }
-        if (reason instanceof PluginProtocolError) {
-          return new PluginProtocolError(name, reason.reason, { method, cause: reason });
-        }
-        if (reason instanceof PluginError) return reason;
-        return new PluginUnavailableError(name, "stopped", "its connection closed", {
-          method,
-          cause: e,
-        });
-      }
-      if (e.code === "RPC_INVALID_MESSAGE") {
-        return new PluginCallError(name, method, { code: -32602, message: e.message }, {
-          cause: e,
-        });
-      }
-    }
-    return e;
   }
 
   /**
@@ -447,32 +400,8 @@ export class PluginProcess implements AsyncDisposable {
       cb?.(params ?? {});
       return;
     }
-    if (method === "$/log") {
-      const p = (params ?? {}) as {
-        level?: unknown;
-        message?: unknown;
-        fields?: unknown;
-        request?: unknown;
-      };
-      const level = LEVELS[String(p.level).toLowerCase()] ?? "info";
-      const fields = p.fields !== null && typeof p.fields === "object"
-        ? p.fields as Record<string, unknown>
-        : {};
-      const emit = () =>
-        logAt(this.#log, level, "{message}", {
-          ...fields,
-          plugin: this.#options.name,
-          message: escapeControl(String(p.message ?? "")),
-        });
-      const context = typeof p.request === "number" ? this.#contexts.get(p.request) : undefined;
-      if (context === undefined) emit();
-      else withContext(context, emit);
-      return;
-    }
-    this.#log.debug("plugin {plugin} sent an unknown notification {method}", {
-      plugin: this.#options.name,
-      method,
-    });
+    if (method === "$/log") this.#plugLog.onLog(params);
+    else this.#plugLog.onUnknownNotification(method);
   }
 
   #onProtocolError(error: RpcError): void {
@@ -482,7 +411,7 @@ export class PluginProcess implements AsyncDisposable {
         `a stdout line is longer than max_line_bytes (${this.#options.maxLineBytes} bytes)`,
         { cause: error },
       );
-      this.#log.error("{message}", { plugin: this.#options.name, message: reason.message });
+      this.#plugLog.onProtocolFatal(reason.message);
       void this.kill(reason);
       return;
     }
@@ -492,21 +421,21 @@ export class PluginProcess implements AsyncDisposable {
     ) {
       this.#stdoutGarbage++;
     }
-    this.#log.warning("plugin {plugin} wrote bad protocol output: {message}", {
-      plugin: this.#options.name,
-      code: error.code,
-      message: escapeControl(error.message),
-      count: this.#stdoutGarbage,
-    });
+    this.#plugLog.onProtocolWarning(error, this.#stdoutGarbage);
   }
 
   async #pumpStdout(): Promise<void> {
-    const reader = this.#child.stdout.getReader();
+    // Into one reused buffer (the decoder copies what it keeps): a plugin writing at pipe speed
+    // must not make the host allocate a new chunk per read and wait for the GC to free it.
+    const reader = this.#child.stdout.getReader({ mode: "byob" });
+    const gate = new LogGate(this.#plugLog.budget, (bytes) => this.#peer.receive(bytes));
+    let buf = new Uint8Array(PIPE_CHUNK);
     try {
       for (;;) {
-        const { value, done } = await reader.read();
+        const { value, done } = await reader.read(buf);
         if (done) return;
-        this.#peer.receive(value);
+        gate.push(value);
+        buf = new Uint8Array(value.buffer);
       }
     } catch {
       /* the process is gone */
@@ -516,33 +445,30 @@ export class PluginProcess implements AsyncDisposable {
   }
 
   async #pumpStderr(): Promise<void> {
-    const splitter = new LineSplitter();
+    const splitter = new LineSplitter(this.#plugLog.stderrLineBytes);
     const onLine = (line: string) => this.#onStderrLine(line);
+    const reader = this.#child.stderr.getReader({ mode: "byob" });
+    let buf = new Uint8Array(PIPE_CHUNK);
     try {
-      for await (const chunk of this.#child.stderr) splitter.push(chunk, onLine);
-    } catch { /* the process is gone */ }
+      for (;;) {
+        const { value, done } = await reader.read(buf);
+        if (done) break;
+        splitter.push(value, onLine);
+        buf = new Uint8Array(value.buffer);
+      }
+    } catch {
+      /* the process is gone */
+    } finally {
+      reader.releaseLock();
+    }
     splitter.end(onLine);
   }
 
   #onStderrLine(raw: string): void {
-    const line = escapeControl(raw);
-    this.#stderrTail.push(line.length > 500 ? line.slice(0, 500) + "…" : line);
+    // Only the kept part is escaped: a flood of long lines costs the tail nothing.
+    const head = raw.length > 500 ? escapeControl(raw.slice(0, 500)) + "…" : escapeControl(raw);
+    this.#stderrTail.push(head);
     if (this.#stderrTail.length > STDERR_KEEP) this.#stderrTail.shift();
-    if (raw.startsWith("{")) {
-      try {
-        const o = JSON.parse(raw) as Record<string, unknown>;
-        if (typeof o.message === "string") {
-          const { level, message, ...fields } = o;
-          logAt(this.#log, LEVELS[String(level).toLowerCase()] ?? "info", "{message}", {
-            ...fields,
-            plugin: this.#options.name,
-            stream: "stderr",
-            message: escapeControl(message),
-          });
-          return;
-        }
-      } catch { /* plain text */ }
-    }
-    this.#log.info("{message}", { plugin: this.#options.name, stream: "stderr", message: line });
+    this.#plugLog.onStderrLine(raw);
   }
 }
