@@ -811,7 +811,7 @@ export class PluginHost implements AsyncDisposable {
     try {
       instances = new InstanceSet({
         plugin: plugin.name,
-        supervisors,
+        endpoints: supervisors,
         policy,
         onHealthFailure: () => this.#healthFailures.inc([plugin.name]),
       });
@@ -1104,9 +1104,9 @@ async function stopEntry(e: Entry): Promise<void> {
 function instanceInfo(e: Entry): InstanceInfo[] {
   return (e.instances?.instances ?? []).map((i) => ({
     index: i.index,
-    state: i.supervisor.state,
-    pid: i.supervisor.state === "ready" ? i.supervisor.process?.pid : undefined,
-    restarts: i.supervisor.restarts,
+    state: i.endpoint.state,
+    pid: i.endpoint.state === "ready" ? i.endpoint.incarnation : undefined,
+    restarts: i.endpoint.restarts,
     health: i.health,
     message: i.healthMessage,
     inFlight: i.inFlight,

@@ -336,11 +336,11 @@ export class CallPipeline {
         notSent.add(e);
         throw e;
       }
-      // The only instance: wait for its restart, within the deadline (its supervisor says why
+      // The only instance: wait for its restart, within the deadline (its endpoint says why
       // when it is failed or stopped). One that reports unhealthy still gets the call: there
       // is nowhere else to send it.
       inst = all[0]!;
-      await this.#mapErrors(inst.supervisor.whenReady(deadlineSignal(signal, left)), call);
+      await this.#mapErrors(inst.endpoint.whenReady(deadlineSignal(signal, left)), call);
       left = Math.round(call.deadlineAt - performance.now());
       if (left < 1) throw this.#timeout(call);
     }
@@ -370,15 +370,17 @@ export class CallPipeline {
         left = Math.round(call.deadlineAt - performance.now());
         if (left < 1) throw this.#timeout(call);
       }
-      const proc = inst.supervisor.process;
-      if (proc === undefined || inst.supervisor.state !== "ready") {
-        const e = new PluginUnavailableError(this.plugin, inst.supervisor.state, "it stopped", {
+      if (inst.endpoint.state !== "ready") {
+        const e = new PluginUnavailableError(this.plugin, inst.endpoint.state, "it stopped", {
           method,
         });
         notSent.add(e);
         throw e;
       }
-      return await this.#mapErrors(proc.call(method, params, { signal, timeoutMs: left }), call);
+      return await this.#mapErrors(
+        inst.endpoint.call(method, params, { signal, timeoutMs: left }),
+        call,
+      );
     } finally {
       if (acquired) bulkhead.release();
       inst.inFlight--;

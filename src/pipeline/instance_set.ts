@@ -1,5 +1,5 @@
 import { getLogger } from "@logtape/logtape";
-import type { PluginSupervisor } from "../runtime/mod.ts";
+import type { PluginEndpoint } from "../runtime/mod.ts";
 import { Bulkhead } from "./bulkhead.ts";
 import type { PluginPolicy } from "./policy.ts";
 
@@ -10,7 +10,8 @@ export type HealthStatus = "healthy" | "degraded" | "unhealthy" | "offline";
 export interface Instance {
   /** 0-based. */
   readonly index: number;
-  readonly supervisor: PluginSupervisor;
+  /** Where its calls go (a local process under its supervisor, today). */
+  readonly endpoint: PluginEndpoint;
   /** Max in flight and queue of this instance. */
   readonly bulkhead: Bulkhead;
   /** Calls on it now (queued in its bulkhead included). */
@@ -27,13 +28,13 @@ interface MutableInstance extends Instance {
   reported: Exclude<HealthStatus, "offline">;
   healthMessage: string | undefined;
   healthFailures: number;
-  pid: number | undefined;
+  incarnation: number | undefined;
 }
 
 /** Options for {@link InstanceSet}. */
 export interface InstanceSetOptions {
   readonly plugin: string;
-  readonly supervisors: readonly PluginSupervisor[];
+  readonly endpoints: readonly PluginEndpoint[];
   readonly policy: PluginPolicy;
   /** Called for every failed health check (metrics). */
   readonly onHealthFailure?: (instance: Instance) => void;
@@ -59,28 +60,28 @@ export class InstanceSet implements AsyncDisposable {
 
   /** @param options see {@link InstanceSetOptions} */
   constructor(options: InstanceSetOptions) {
-    if (options.supervisors.length === 0) {
-      throw new RangeError("an instance set needs a supervisor");
+    if (options.endpoints.length === 0) {
+      throw new RangeError("an instance set needs an endpoint");
     }
     this.plugin = options.plugin;
     this.#policy = options.policy;
     this.#onHealthFailure = options.onHealthFailure;
     const { max_in_flight, queue } = options.policy.bulkhead;
-    this.#instances = options.supervisors.map((supervisor, index) => {
+    this.#instances = options.endpoints.map((endpoint, index) => {
       const inst: MutableInstance = {
         index,
-        supervisor,
+        endpoint,
         bulkhead: new Bulkhead(max_in_flight, queue),
         inFlight: 0,
         reported: "healthy",
         healthMessage: undefined,
         healthFailures: 0,
-        pid: supervisor.process?.pid,
+        incarnation: endpoint.incarnation,
         get health(): HealthStatus {
-          if (supervisor.state !== "ready") return "offline";
+          if (endpoint.state !== "ready") return "offline";
           // A new process starts with a clean slate.
-          if (supervisor.process?.pid !== inst.pid) {
-            inst.pid = supervisor.process?.pid;
+          if (endpoint.incarnation !== inst.incarnation) {
+            inst.incarnation = endpoint.incarnation;
             inst.reported = "healthy";
             inst.healthFailures = 0;
             inst.healthMessage = undefined;
@@ -159,11 +160,11 @@ export class InstanceSet implements AsyncDisposable {
   async #checkOne(inst: MutableInstance): Promise<void> {
     const { timeout_ms, failure_limit } = this.#policy.health;
     if (inst.health === "offline") return;
-    const proc = inst.supervisor.process!;
+    const incarnation = inst.endpoint.incarnation;
     let status: Exclude<HealthStatus, "offline">;
     let message: string | undefined;
     try {
-      const answer = await proc.request("$/health", undefined, { timeoutMs: timeout_ms }) as {
+      const answer = await inst.endpoint.health(timeout_ms) as {
         status?: unknown;
         message?: unknown;
       };
@@ -178,7 +179,7 @@ export class InstanceSet implements AsyncDisposable {
       status = "unhealthy";
       message = `no answer to $/health: ${e instanceof Error ? e.message : String(e)}`;
     }
-    if (this.#closed || inst.supervisor.process !== proc) return;
+    if (this.#closed || inst.endpoint.incarnation !== incarnation) return;
     const before = inst.reported;
     inst.reported = status;
     inst.healthMessage = message;
@@ -207,13 +208,13 @@ export class InstanceSet implements AsyncDisposable {
       },
     );
     if (inst.healthFailures >= failure_limit) {
-      await inst.supervisor.recycle(
+      await inst.endpoint.recycle(
         `${inst.healthFailures} failed health checks in a row (health.failure_limit ${failure_limit}): ${message}`,
       );
     }
   }
 
-  /** Stops the health checks (the supervisors are the host's to stop). Idempotent. */
+  /** Stops the health checks (the endpoints are the host's to stop). Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);

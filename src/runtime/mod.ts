@@ -37,6 +37,7 @@ export {
   type PluginProcessOptions,
   type ReadyInfo,
 } from "./plugin_process.ts";
+export type { HealthAnswer, PluginEndpoint } from "./endpoint.ts";
 export {
   describeFailure,
   type PluginState,

@@ -338,6 +338,11 @@ export class PluginProcess implements AsyncDisposable {
     }
   }
 
+  /** Sends a notification; a write failure (the process is gone) is ignored. */
+  notify(method: string, params?: unknown): void {
+    this.#peer.notify(method, params).catch(() => {});
+  }
+
   /** Sends a request without mapping errors (health checks). */
   request(
     method: string,

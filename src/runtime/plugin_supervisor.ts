@@ -1,11 +1,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { PluginDefaults } from "../config/mod.ts";
-import {
-  PluginError,
-  PluginTimeoutError,
-  PluginUnavailableError,
-  stderrSummary,
-} from "./plugin_errors.ts";
+import { PluginUnavailableError, stderrSummary } from "./plugin_errors.ts";
+import type { PluginEndpoint } from "./endpoint.ts";
 import type { ExitInfo, PluginProcess } from "./plugin_process.ts";
 
 /**
@@ -43,10 +39,10 @@ export interface PluginSupervisorOptions {
 
 /**
  * Keeps one plugin process running: starts it, restarts it after a crash with exponential
- * backoff inside a restart budget, then gives up (`failed`). Calls made while it restarts
- * wait for it (bounded by their own timeout).
+ * backoff inside a restart budget, then gives up (`failed`). It is the local
+ * {@linkcode PluginEndpoint}: the pipeline waits for a restart with `whenReady`, then calls.
  */
-export class PluginSupervisor implements AsyncDisposable {
+export class PluginSupervisor implements PluginEndpoint, AsyncDisposable {
   readonly #o: PluginSupervisorOptions;
   readonly #log = getLogger(["plugsconc", "supervisor"]);
   readonly #life = new AbortController();
@@ -134,34 +130,40 @@ export class PluginSupervisor implements AsyncDisposable {
     });
   }
 
+  /** The running process's pid: it changes when the process is replaced. */
+  get incarnation(): number | undefined {
+    return this.#process?.pid;
+  }
+
   /**
-   * Calls `method` on the running process, waiting for a restart in progress. `timeoutMs`
-   * covers the wait and the call.
+   * Calls `method` on the process running now (no waiting for a restart: see
+   * {@linkcode PluginSupervisor.whenReady}). Rejects with `PluginUnavailableError` when it is
+   * not `ready`, else as `PluginProcess.call`.
    */
-  async call(
+  call(
     method: string,
     params: unknown,
-    options: { signal?: AbortSignal; timeoutMs: number },
+    options: { readonly signal?: AbortSignal; readonly timeoutMs: number },
   ): Promise<unknown> {
-    const started = performance.now();
-    let proc = this.#state === "ready" ? this.#process : undefined;
-    if (proc === undefined) {
-      const wait = AbortSignal.any([
-        AbortSignal.timeout(options.timeoutMs),
-        ...(options.signal ? [options.signal] : []),
-      ]);
-      try {
-        proc = await this.whenReady(wait);
-      } catch (e) {
-        if (e instanceof PluginError) throw e;
-        if (options.signal?.aborted) throw options.signal.reason;
-        throw new PluginTimeoutError(this.#o.name, method, options.timeoutMs, {
-          cause: this.#lastError,
-        });
-      }
+    const proc = this.#process;
+    if (proc === undefined || this.#state !== "ready") {
+      return Promise.reject(
+        new PluginUnavailableError(this.#o.name, this.#state, "it stopped", { method }),
+      );
     }
-    const left = Math.max(1, Math.round(options.timeoutMs - (performance.now() - started)));
-    return await proc.call(method, params, { signal: options.signal, timeoutMs: left });
+    return proc.call(method, params, options);
+  }
+
+  /** Sends a notification to the process running now; dropped when it is not `ready`. */
+  notify(method: string, params?: unknown): void {
+    if (this.#state === "ready") this.#process?.notify(method, params);
+  }
+
+  /** Asks the process running now for `$/health`. */
+  health(timeoutMs: number): Promise<unknown> {
+    const proc = this.#process;
+    if (proc === undefined || this.#state !== "ready") return Promise.reject(this.#unavailable());
+    return proc.request("$/health", undefined, { timeoutMs });
   }
 
   /**
