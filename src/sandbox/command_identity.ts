@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { isInside } from "../manifest/mod.ts";
+import { launcherName } from "./launcher_names.ts";
 
 /**
  * Folders no command may come from: pseudo file systems, where a path names whatever the
@@ -25,239 +26,6 @@ export interface CommandIdentity {
   readonly launcher?: string;
 }
 
-/**
- * Programs that run code their arguments or input name: shells, interpreters, and wrappers
- * that exec the program given to them. Matched on the name of the file a command resolves to
- * (version suffixes stripped) and, through {@linkcode knownLaunchers}, on the files of these
- * names installed on this machine, so a copy, hard link or symlink under another name is
- * recognised too.
- */
-export const LAUNCHER_NAMES: ReadonlySet<string> = new Set([
-  // shells
-  "sh",
-  "bash",
-  "dash",
-  "zsh",
-  "ksh",
-  "mksh",
-  "pdksh",
-  "ash",
-  "yash",
-  "fish",
-  "csh",
-  "tcsh",
-  "rbash",
-  "busybox",
-  "toybox",
-  "rc",
-  "es",
-  "elvish",
-  "nu",
-  "xonsh",
-  "pwsh",
-  "screen",
-  "tmux",
-  // interpreters and compilers that run what they compile
-  "perl",
-  "python",
-  "pypy",
-  "ruby",
-  "irb",
-  "node",
-  "nodejs",
-  "deno",
-  "bun",
-  "php",
-  "lua",
-  "luajit",
-  "tclsh",
-  "wish",
-  "expect",
-  "awk",
-  "gawk",
-  "mawk",
-  "nawk",
-  "sed",
-  "java",
-  "jshell",
-  "julia",
-  "rscript",
-  "r",
-  "guile",
-  "racket",
-  "sbcl",
-  "clisp",
-  "ocaml",
-  "ghci",
-  "runghc",
-  "osascript",
-  "gdb",
-  "lldb",
-  "vim",
-  "vi",
-  "nvim",
-  "ex",
-  "ed",
-  "emacs",
-  "m4",
-  "dc",
-  "bc",
-  "make",
-  "gmake",
-  "cmake",
-  "ninja",
-  "npm",
-  "npx",
-  "yarn",
-  "pnpm",
-  "pip",
-  "cargo",
-  "go",
-  "git",
-  // wrappers that exec the program named in their arguments
-  "env",
-  "xargs",
-  "find",
-  "nice",
-  "ionice",
-  "taskset",
-  "chrt",
-  "nohup",
-  "timeout",
-  "stdbuf",
-  "setsid",
-  "setpriv",
-  "unshare",
-  "nsenter",
-  "chroot",
-  "runuser",
-  "su",
-  "sudo",
-  "doas",
-  "pkexec",
-  "sg",
-  "newgrp",
-  "capsh",
-  "prlimit",
-  "setarch",
-  "linux32",
-  "linux64",
-  "i386",
-  "x86_64",
-  "numactl",
-  "cgexec",
-  "systemd-run",
-  "systemd-nspawn",
-  "firejail",
-  "bwrap",
-  "time",
-  "watch",
-  "script",
-  "flock",
-  "strace",
-  "ltrace",
-  "valgrind",
-  "perf",
-  "parallel",
-  "entr",
-  "run-parts",
-  "start-stop-daemon",
-  "daemonize",
-  "dbus-launch",
-  "xdg-open",
-  "sensible-editor",
-  "sensible-pager",
-  "ssh",
-  "socat",
-  "nc",
-  "ncat",
-  "netcat",
-  "at",
-  "batch",
-  "crontab",
-  "faketime",
-  "proot",
-  "qemu",
-  "rlwrap",
-  "dtach",
-  "setcap",
-  "ld.so",
-  "ldd",
-  "catchsegv",
-  "choom",
-  "chpst",
-  "ssh-agent",
-  "systemd-cat",
-  "systemd-inhibit",
-  "dbus-run-session",
-  "chronic",
-  "ifne",
-  "pee",
-  "lckdo",
-  "mispipe",
-  "zrun",
-  "vipe",
-  "unbuffer",
-  "eatmydata",
-  "fakeroot",
-  "torsocks",
-  "proxychains",
-  "proxychains4",
-  "tini",
-  "dumb-init",
-  "cpulimit",
-  "trickle",
-  "nocache",
-  "uclampset",
-  "scriptlive",
-  "mpirun",
-  "mpiexec",
-  "srun",
-  "hwloc-bind",
-  "schroot",
-  "tsp",
-  "docker",
-  "podman",
-  "kubectl",
-  "nerdctl",
-  "ctr",
-  "lxc-attach",
-  "machinectl",
-  // programs whose plain arguments can be commands (sqlite3 .shell, psql \!, TeX \write18)
-  "sqlite3",
-  "sqlite",
-  "duckdb",
-  "psql",
-  "mysql",
-  "mariadb",
-  "gnuplot",
-  "octave",
-  "maxima",
-  "mail",
-  "mailx",
-  "mutt",
-  "ftp",
-  "sftp",
-  "scp",
-  "telnet",
-  "tex",
-  "latex",
-  "pdflatex",
-  "lualatex",
-  "xelatex",
-  "gs",
-  "ghostscript",
-  "emacsclient",
-]);
-
-/** Name patterns that are launchers whatever the version in them (`python3.12`, `ld-linux-x86-64.so.2`). */
-const LAUNCHER_PATTERNS: readonly RegExp[] = [
-  /^(?:python|pypy|perl|ruby|php|lua|luajit|node|tclsh|wish|guile|pwsh)[0-9.]*$/,
-  /^ld-linux.*\.so(?:\.[0-9]+)*$/,
-  /^ld(?:-[a-z0-9_.-]+)?\.so(?:\.[0-9]+)*$/,
-  /^qemu-.+$/,
-];
-
 /** Folders searched for the launchers installed on this machine. */
 const BIN_DIRS = [
   "/usr/local/sbin",
@@ -273,14 +41,6 @@ const BIN_DIRS = [
   "/lib/aarch64-linux-gnu",
   "/usr/lib/aarch64-linux-gnu",
 ];
-
-/** `python3.12` -> `python3.12` is a launcher name; `-` `.` and digits at the end stripped. */
-export function launcherName(name: string): string | undefined {
-  const lower = name.toLowerCase();
-  if (LAUNCHER_PATTERNS.some((re) => re.test(lower))) return lower;
-  const stripped = lower.replace(/[-_.]?[0-9][0-9.]*$/, "");
-  return LAUNCHER_NAMES.has(lower) ? lower : LAUNCHER_NAMES.has(stripped) ? stripped : undefined;
-}
 
 /** One launcher installed on this machine. */
 interface KnownLauncher {
@@ -306,7 +66,7 @@ function inodeKey(info: Deno.FileInfo): string {
 }
 
 /**
- * The launchers installed on this machine (by the names of {@linkcode LAUNCHER_NAMES} in the
+ * The launchers installed on this machine (by the names of `LAUNCHER_NAMES` in the
  * usual bin folders) and `extra` programs (the host's own Deno), indexed by inode and by size.
  */
 function knownLaunchers(extra: readonly string[]): LauncherIndex {

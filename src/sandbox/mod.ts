@@ -31,7 +31,6 @@ export {
   type CommandIdentity,
   identifyCommand,
   type IdentifyOptions,
-  LAUNCHER_NAMES,
   PSEUDO_DIRS,
   swappableBy,
 } from "./command_identity.ts";
@@ -51,6 +50,7 @@ export {
   type SandboxErrorOptions,
   throwIfRefused,
 } from "./sandbox_error.ts";
+export { LAUNCHER_NAMES, launcherName } from "./launcher_names.ts";
 export { checkProcessGrants } from "./process_rules.ts";
 export type {
   CompiledSandbox,
