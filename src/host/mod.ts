@@ -3,19 +3,14 @@
  *
  * @module
  */
-export {
-  type CallOptions,
-  type HostHealth,
-  type HostRuntime,
-  type InstanceInfo,
-  PluginHost,
-  type PluginHostEvents,
-  type PluginHostOptions,
-  type PluginInfo,
-  prepareRuntime,
-  sandboxContext,
-  summarizeGrants,
-} from "./plugin_host.ts";
+export type { CallOptions } from "./call_options.ts";
+export type { PluginHostEvents } from "./host_events.ts";
+export type { HostHealth } from "./host_health.ts";
+export { type HostRuntime, prepareRuntime, sandboxContext } from "./host_runtime.ts";
+export { PluginHost } from "./plugin_host.ts";
+export type { PluginHostOptions } from "./plugin_host_options.ts";
+export type { InstanceInfo, PluginInfo } from "./plugin_info.ts";
+export { summarizeGrants } from "./summarize_grants.ts";
 export { ProcessService, type ProcessServiceOptions } from "./process_service.ts";
 export { ProcessServiceError, type ProcessServiceErrorCode } from "./process_service_error.ts";
 export { materializeSdk } from "./sdk_files.ts";

@@ -1,0 +1,76 @@
+import type { HealthStatus } from "../pipeline/mod.ts";
+import { describeFailure } from "../runtime/mod.ts";
+import type { Entry } from "./_entry.ts";
+import type { HostHealth } from "./host_health.ts";
+import type { InstanceInfo, PluginInfo } from "./plugin_info.ts";
+import { summarizeGrants } from "./summarize_grants.ts";
+
+/** Restarts after a crash, summed over the plugin's instances. */
+export function restartsOf(e: Entry): number {
+  return (e.supervisors ?? []).reduce((n, s) => n + s.restarts, 0);
+}
+
+/** A plugin's health across its instances: `offline` when it is failed or none runs. */
+function healthOf(e: Entry): HealthStatus {
+  return e.error ? "offline" : e.instances?.health ?? "offline";
+}
+
+/** What `plugins()` reports for one entry. */
+export function pluginInfo(e: Entry): PluginInfo {
+  const first = e.supervisors?.[0];
+  const failed = e.supervisors?.find((x) => x.state === "failed");
+  return {
+    name: e.plugin.name,
+    version: e.plugin.manifest.plugin.version,
+    state: e.error ? "failed" : first?.state ?? "stopped",
+    pid: first?.state === "ready" ? first.process?.pid : undefined,
+    restarts: restartsOf(e),
+    dir: e.plugin.dir,
+    methods: first?.process?.ready.methods ?? [],
+    grants: e.compiled ? summarizeGrants(e.compiled) : "",
+    error: e.error?.message ??
+      (failed
+        ? `${failed.restarts} restarts, then ${describeFailure(failed.lastError)}`
+        : undefined),
+    health: healthOf(e),
+    instances: instanceInfo(e),
+    breaker: e.pipeline?.breakerState ?? "closed",
+  };
+}
+
+/** What `health()` reports for these entries: each one's health and the worst of them. */
+export function hostHealth(entries: Iterable<Entry>): HostHealth {
+  const plugins: Record<
+    string,
+    { status: HealthStatus; instances: InstanceInfo[]; error?: string }
+  > = {};
+  const rank: Record<HealthStatus, number> = {
+    healthy: 0,
+    degraded: 1,
+    unhealthy: 2,
+    offline: 3,
+  };
+  let status: HealthStatus = "healthy";
+  for (const e of entries) {
+    const s = healthOf(e);
+    plugins[e.plugin.name] = {
+      status: s,
+      instances: instanceInfo(e),
+      ...(e.error ? { error: e.error.message } : {}),
+    };
+    if (rank[s] > rank[status]) status = s;
+  }
+  return { status, plugins };
+}
+
+function instanceInfo(e: Entry): InstanceInfo[] {
+  return (e.instances?.instances ?? []).map((i) => ({
+    index: i.index,
+    state: i.endpoint.state,
+    pid: i.endpoint.state === "ready" ? i.endpoint.incarnation : undefined,
+    restarts: i.endpoint.restarts,
+    health: i.health,
+    message: i.healthMessage,
+    inFlight: i.inFlight,
+  }));
+}

@@ -1,0 +1,86 @@
+import { getLogger } from "@logtape/logtape";
+import type { Config } from "../config/mod.ts";
+import {
+  assertVerified,
+  checksumFilePath,
+  digestPlugin,
+  IntegrityError,
+  verifyPlugin,
+} from "../integrity/mod.ts";
+import type { PluginDescriptor } from "../manifest/mod.ts";
+import { WorkerPool } from "../pool/mod.ts";
+
+const log = getLogger(["plugsconc", "host"]);
+
+/**
+ * The host's integrity checks of plugin folders: at each spawn, and when a change batch leaves
+ * a signed plugin serving. Files are hashed in the host's pool.
+ */
+export class PluginIntegrity {
+  readonly #config: Config;
+  readonly #pool: WorkerPool | undefined;
+  /** The folder digest each signed plugin version was last verified with at a spawn. */
+  readonly #verified = new WeakMap<PluginDescriptor, string>();
+
+  constructor(config: Config, pool: WorkerPool | undefined) {
+    this.#config = config;
+    this.#pool = pool;
+  }
+
+  /**
+   * Checks the plugin folder (every file and symlink but the manifest and the checksum file,
+   * exactly as `plugins verify`) against `<entrypoint>.sha256` and `security.checksum` when the
+   * plugin has either (or `security.require_checksums` is on), hashing its files in the pool.
+   * A signed plugin's digest is remembered: a later change batch compares against it.
+   */
+  async verify(plugin: PluginDescriptor, signal: AbortSignal): Promise<void> {
+    const required = this.#config.security.require_checksums;
+    const declared = plugin.manifest.security.checksum !== undefined ||
+      await Deno.stat(checksumFilePath(plugin)).then(() => true, () => false);
+    if (!required && !declared) return;
+    const result = await this.#hash((pool) => verifyPlugin(pool, plugin, { signal }));
+    assertVerified(result, { required });
+    if (result.status === "ok") this.#verified.set(plugin, result.actual);
+    log.info("plugin {plugin}: code matches its checksum {sha256}", {
+      plugin: plugin.name,
+      sha256: result.actual,
+    });
+  }
+
+  /**
+   * Why the running `plugin` no longer verifies, if it does not: the reload failed with
+   * `CHECKSUM_MISMATCH` (`reloadError`), or it was verified against a checksum at its spawn and
+   * its folder no longer hashes to that digest (or cannot be hashed).
+   */
+  async tampered(
+    plugin: PluginDescriptor,
+    reloadError?: unknown,
+  ): Promise<IntegrityError | undefined> {
+    if (reloadError instanceof IntegrityError && reloadError.code === "CHECKSUM_MISMATCH") {
+      return reloadError;
+    }
+    const verified = this.#verified.get(plugin);
+    if (verified === undefined) return undefined;
+    try {
+      const now = await this.#hash((pool) => digestPlugin(pool, plugin));
+      if (now.hex === verified) return undefined;
+      return new IntegrityError(
+        "CHECKSUM_MISMATCH",
+        `plugin ${plugin.name}: its folder changed since its code was verified ` +
+          `(sha256 ${verified} then, ${now.hex} now) and the change was not loaded; the ` +
+          "running version is stopped, as it could load the changed files. If the change " +
+          `is intended, run \`plugsconc plugins checksum ${plugin.name}\``,
+        { plugin: plugin.name, details: { expected: verified, actual: now.hex } },
+      );
+    } catch (e) {
+      if (!(e instanceof IntegrityError)) throw e;
+      return e;
+    }
+  }
+
+  async #hash<T>(job: (pool: WorkerPool) => Promise<T>): Promise<T> {
+    // With the pool off, a one-worker pool hashes and goes away.
+    await using temporary = this.#pool ? undefined : new WorkerPool({ maxWorkers: 1 });
+    return await job(this.#pool ?? temporary!);
+  }
+}
