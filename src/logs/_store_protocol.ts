@@ -1,6 +1,6 @@
 /**
- * The messages between the store sink (`store_sink.ts`) and its writer worker
- * (`_store_worker.ts`). Private to `src/logs/`.
+ * The messages between the store sink (`store_sink.ts`, through `_store_worker_client.ts`)
+ * and its writer worker (`_store_worker.ts`). Private to `src/logs/`.
  *
  * @module
  */

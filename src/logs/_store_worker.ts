@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { LogStore, LogStoreError, type LogStoreOptions, storeError } from "./log_store.ts";
+import { LogStore, type LogStoreOptions } from "./log_store.ts";
+import { storeError } from "./log_store_error.ts";
 import { type SizeCapPlan, sizeCapPlan } from "./retention.ts";
 import type { WorkerInit, WorkerReply, WorkerRequest } from "./_store_protocol.ts";
 
@@ -94,7 +95,7 @@ function drain(): void {
         post({ t: "ack", id: batch.id, count: result.count, lastSeq: result.lastSeq });
         enforceCap();
       } catch (e) {
-        const error = e instanceof LogStoreError ? e : storeError(e, init!.path, "write to");
+        const error = storeError(e, init!.path, "write to");
         if (!error.retryable) {
           // A batch SQLite refuses for good must not wedge the writer: drop it, count it.
           pending.shift();
@@ -143,7 +144,7 @@ function enforceCap(): void {
     capFailure = "";
     if (r.deleted > 0) post({ t: "capped", deleted: r.deleted, fileBytes: r.fileBytes });
   } catch (e) {
-    const error = e instanceof LogStoreError ? e : storeError(e, init!.path, "cap the size of");
+    const error = storeError(e, init!.path, "cap the size of");
     if (error.code === capFailure) return;
     capFailure = error.code;
     post({ t: "capped", deleted: 0, fileBytes: 0, code: error.code, message: error.message });
@@ -169,7 +170,7 @@ function startPrune(): void {
       }
       post({ t: "pruned", deleted: total });
     } catch (e) {
-      const error = e instanceof LogStoreError ? e : storeError(e, init!.path, "prune");
+      const error = storeError(e, init!.path, "prune");
       post({ t: "pruned", deleted: total, code: error.code, message: error.message });
     }
     pruning = false;

@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import {
-  decodeRows,
-  encodeRow,
-  LogStore,
-  LogStoreError,
-  type NewLogEntry,
-  SCHEMA_VERSION,
-} from "./log_store.ts";
+import { LogStore, type NewLogEntry } from "./log_store.ts";
+import { LogStoreError } from "./log_store_error.ts";
+import { SCHEMA_VERSION } from "./migrations.ts";
 
 async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
   const dir = await Deno.makeTempDir({ prefix: "plugsconc-logstore-" });
@@ -215,28 +210,6 @@ Deno.test("append() stores text escaped, cut at 10 MiB, and never breaks on odd 
   assert.match(big!.message, / …\[truncated 1048576 bytes\]$/);
   assert.equal(big!.message.length, 10 * 1024 * 1024 + " …[truncated 1048576 bytes]".length);
   assert.deepEqual(bad!.properties, { unparsed: "not json" });
-});
-
-Deno.test("encodeRow()/decodeRows() carry any text, including separators, unchanged", () => {
-  const rows: unknown[] = [];
-  const batch = encodeRow(1, 2, "a:b,c", null, "12:34\n-:x", '{"k":"1:2"}') +
-    encodeRow(3.5, 5, "", "p", "", "{}");
-  assert.equal(decodeRows(batch, rows), 2);
-  assert.deepEqual(rows, [
-    1,
-    2,
-    "a:b,c",
-    null,
-    "12:34\n-:x",
-    '{"k":"1:2"}',
-    3.5,
-    5,
-    "",
-    "p",
-    "",
-    "{}",
-  ]);
-  assert.throws(() => decodeRows("1,2,99:short", []), SyntaxError);
 });
 
 Deno.test("stats() reports rows, size, drops, oldest and newest, rows per level", async () => {

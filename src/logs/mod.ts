@@ -14,27 +14,18 @@ export {
 } from "./setup_logging.ts";
 export {
   type AppendResult,
-  escapeLike,
-  type LogEntry,
-  type LogQuery,
   LogStore,
-  LogStoreError,
-  type LogStoreErrorCode,
   type LogStoreOptions,
-  type LogStoreStats,
   type NewLogEntry,
-  SCHEMA_VERSION,
   type StoreSynchronous,
 } from "./log_store.ts";
-export {
-  getLogStoreSink,
-  logStoreOptions,
-  type LogStoreSink,
-  type LogStoreSinkOptions,
-  logStoreSinkOptions,
-  type LogStoreSinkStats,
-  type StoreConfig,
-} from "./store_sink.ts";
+export { LogStoreError, type LogStoreErrorCode } from "./log_store_error.ts";
+export { escapeLike, type LogEntry, type LogQuery } from "./log_query.ts";
+export type { LogStoreStats } from "./store_stats.ts";
+export { SCHEMA_VERSION } from "./migrations.ts";
+export { getLogStoreSink, type LogStoreSink, type LogStoreSinkStats } from "./store_sink.ts";
+export type { LogStoreSinkOptions } from "./store_sink_options.ts";
+export { logStoreOptions, logStoreSinkOptions, type StoreConfig } from "./store_config.ts";
 export {
   capSize,
   pruneRetention,

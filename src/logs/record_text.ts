@@ -172,6 +172,18 @@ export function recordPlugin(record: LogRecord): string | null {
   return c.length >= 3 && c[1] === "plugin" ? c[2]! : null;
 }
 
+const categoryTexts = new WeakMap<readonly string[], string>();
+
+/** A category path as dotted text; a logger passes the same array every time, so remember it. */
+export function categoryText(category: readonly string[]): string {
+  let text = categoryTexts.get(category);
+  if (text === undefined) {
+    text = category.join(".");
+    categoryTexts.set(category, text);
+  }
+  return text;
+}
+
 /**
  * The properties of a record as JSON, without what has a column of its own: `plugin` (when it
  * is the record's plugin) and, for `"{message}"` records, `message`.

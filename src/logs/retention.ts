@@ -8,6 +8,8 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { rollback } from "./_rollback.ts";
+import { walSize } from "./_wal_size.ts";
 
 /** Which records {@link pruneRetention} deletes. */
 export interface RetentionPolicy {
@@ -37,9 +39,7 @@ function deleteIn(db: DatabaseSync, sql: string, ...args: number[]): number {
     db.exec("COMMIT");
     return changes;
   } catch (e) {
-    try {
-      if (db.isTransaction) db.exec("ROLLBACK");
-    } catch { /* SQLite rolled back already */ }
+    rollback(db);
     throw e;
   }
 }
@@ -161,14 +161,6 @@ function pages(db: DatabaseSync): { used: number; total: number } {
   const free = (stmt(db, "PRAGMA freelist_count").get() as { freelist_count: number })
     .freelist_count;
   return { used: (count - free) * size, total: count * size };
-}
-
-function walSize(path: string): number {
-  try {
-    return Deno.statSync(`${path}-wal`).size;
-  } catch {
-    return 0;
-  }
 }
 
 /**

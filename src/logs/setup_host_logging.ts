@@ -1,11 +1,7 @@
 import type { Config } from "../config/mod.ts";
 import { LogStore } from "./log_store.ts";
-import {
-  getLogStoreSink,
-  logStoreOptions,
-  type LogStoreSink,
-  logStoreSinkOptions,
-} from "./store_sink.ts";
+import { getLogStoreSink, type LogStoreSink } from "./store_sink.ts";
+import { logStoreOptions, logStoreSinkOptions } from "./store_config.ts";
 import { setupLogging, type SetupLoggingOptions } from "./setup_logging.ts";
 
 /** What {@link setupHostLogging} set up; disposing it flushes the store and closes it. */

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { configure, getLogger, type LogRecord, reset } from "@logtape/logtape";
-import { LogStore, LogStoreError, type LogStoreOptions } from "./log_store.ts";
-import { getLogStoreSink, type LogStoreSink, type LogStoreSinkOptions } from "./store_sink.ts";
+import { LogStore, type LogStoreOptions } from "./log_store.ts";
+import { LogStoreError } from "./log_store_error.ts";
+import { getLogStoreSink, type LogStoreSink } from "./store_sink.ts";
+import type { LogStoreSinkOptions } from "./store_sink_options.ts";
 
 interface Fixture extends AsyncDisposable {
   readonly path: string;
