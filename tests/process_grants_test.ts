@@ -71,7 +71,7 @@ Deno.test("launchers under other names are refused at start under strict, with t
     for (const r of error.refusals) {
       assert.match(r.reason, /Its arguments are code/);
       assert.match(r.reason, /wildcard argument/);
-      assert.match(r.reason, /option -c next to a wildcard/);
+      assert.match(r.reason, /option -c may make/);
     }
   } finally {
     await Deno.remove(outside, { recursive: true });
@@ -134,4 +134,50 @@ Deno.test("a command whose path names another file after the start is refused at
   } finally {
     await Deno.remove(outside, { recursive: true });
   }
+});
+
+Deno.test("under strict, stdin goes only to commands the operator lists (an interpreter runs it as a script)", async () => {
+  await using home = await runnerWith([{ command: "/bin/cat" }, { command: "/usr/bin/wc" }], {
+    security: { process: { allow: [{ command: "/usr/bin/wc" }] } },
+  });
+  await using host = await home.startHost();
+  const cat = await host.call("runner", "exec", {
+    command: "/bin/cat",
+    stdin: "print('plugin code')\n",
+  }) as Outcome;
+  assert.equal(cat.error?.code, "PROCESS_NOT_ALLOWED");
+  assert.match(cat.error!.message, /may not give \/bin\/cat input on stdin/);
+  const plain = await host.call("runner", "exec", { command: "/bin/cat" }) as Outcome;
+  assert.equal(plain.error, undefined);
+  const wc = await host.call("runner", "exec", {
+    command: "/usr/bin/wc",
+    stdin: "a b\n",
+  }) as Outcome;
+  assert.match(wc.result?.stdout ?? "", /1\s+2\s+4/);
+});
+
+Deno.test("each child starts in a new empty folder, removed when it ends: one child cannot leave a .curlrc for the next", async () => {
+  await using home = await runnerWith([
+    { command: "/bin/sh", args: ["-c", "pwd; echo $HOME; touch .curlrc; ls -A"] },
+    { command: "/bin/ls", args: ["-A"] },
+  ], {
+    security: {
+      process: {
+        allow: [{ command: "/bin/sh", options: ["-c"] }, { command: "/bin/ls", options: ["-A"] }],
+      },
+    },
+  });
+  await using host = await home.startHost();
+  const first = await host.call("runner", "exec", {
+    command: "/bin/sh",
+    args: ["-c", "pwd; echo $HOME; touch .curlrc; ls -A"],
+  }) as Outcome;
+  const [pwd, homeDir, listing] = first.result!.stdout.trim().split("\n");
+  const base = join(home.dir, "data", "process", "runner");
+  assert.ok(pwd!.startsWith(`${base}/child-`), pwd);
+  assert.equal(homeDir, pwd);
+  assert.equal(listing, ".curlrc");
+  const second = await host.call("runner", "exec", { command: "/bin/ls", args: ["-A"] }) as Outcome;
+  assert.equal(second.result?.stdout, "", "the second child saw the first one's files");
+  assert.deepEqual([...Deno.readDirSync(base)], [], "the children's folders are removed");
 });

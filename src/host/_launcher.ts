@@ -82,11 +82,11 @@ export class Launcher {
         compiled.env[name] === undefined ? [] : [[name, compiled.env[name]!]]
       ),
     );
-    // Children start in, and call HOME, an empty folder the plugin cannot write: programs read
-    // configuration (and so code) from both.
+    // Each child starts in, and calls HOME, a new empty folder under one the plugin cannot
+    // reach: programs read configuration (and so code) from both.
     const childHome = join(config.dirs.data, "process", plugin.name);
     if (plugin.manifest.capabilities.process.length > 0) {
-      await Deno.mkdir(childHome, { recursive: true, mode: 0o555 });
+      await Deno.mkdir(childHome, { recursive: true, mode: 0o700 });
     }
     const childPrefix = [
       ...(runtime.setsid ? [runtime.setsid] : []),
@@ -116,6 +116,8 @@ export class Launcher {
             cwd: childHome,
             dataDir: sandboxCtx.dataDir,
             commands: compiled.commands,
+            stdinNeedsListing: config.security.policy === "strict",
+            freshWorkdir: true,
             env: childEnv,
             prefix: childPrefix,
             processGroups: runtime.setsid !== undefined,

@@ -16,7 +16,9 @@ export interface CommandFileOptions {
 }
 
 /** The file to execute, or why the host refuses to run `command`. */
-export type CommandFile = { readonly path: string } | { readonly refused: string };
+export type CommandFile =
+  | { readonly path: string; readonly pin?: ResolvedCommand }
+  | { readonly refused: string };
 
 /**
  * Checks, right before a spawn, the file a granted command names: not a pseudo path
@@ -76,8 +78,8 @@ export async function commandFile(
   if (swap !== undefined) {
     return { refused: `${head}: ${swap}, so it could be replaced by another program` };
   }
+  const pin = options.pins?.find((p) => p.command === command);
   if (options.pins !== undefined) {
-    const pin = options.pins.find((p) => p.command === command);
     if (pin === undefined) {
       return {
         refused: `${head}: it could not be identified when the plugin started; restart the ` +
@@ -91,5 +93,5 @@ export async function commandFile(
       };
     }
   }
-  return { path: real };
+  return { path: real, pin };
 }

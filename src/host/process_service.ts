@@ -345,22 +345,41 @@ export class ProcessService implements AsyncDisposable {
       pins: this.#o.commands,
     });
     if ("refused" in file) this.#refuse(file.refused, { command: shortArg(command) });
+    if (stdin !== undefined && this.#o.stdinNeedsListing && file.pin?.listed !== true) {
+      // Input the plugin chooses is a script to an interpreter that reads one from stdin.
+      this.#refuse(
+        `plugin ${this.#o.plugin} may not give ${command} input on stdin: under ` +
+          "security.policy strict only commands the host operator lists under " +
+          "security.process.allow take plugin-chosen input (an interpreter runs it as code)",
+        { command: shortArg(command) },
+      );
+    }
+    // A new empty folder per child: what one child writes there cannot steer the next.
+    const home = this.#o.freshWorkdir
+      ? await Deno.makeTempDir({ dir: this.#o.cwd, prefix: "child-" })
+      : this.#o.cwd;
     // close() or a cancel may have come while we awaited: start nothing then.
-    this.#throwIfGone(signal, command, details);
+    try {
+      this.#throwIfGone(signal, command, details);
+    } catch (e) {
+      if (home !== this.#o.cwd) await Deno.remove(home, { recursive: true }).catch(() => {});
+      throw e;
+    }
     // The resolved file: a symlink retargeted after the check cannot change what runs.
     const [bin, ...pre] = [...(this.#o.prefix ?? []), file.path];
     let proc: Deno.ChildProcess;
     try {
       proc = new Deno.Command(bin!, {
         args: [...pre, ...argv],
-        cwd: this.#o.cwd,
+        cwd: home,
         clearEnv: true,
-        env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: this.#o.cwd, ...this.#o.env },
+        env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: home, ...this.#o.env },
         stdin: stdin === undefined ? "null" : "piped",
         stdout: "piped",
         stderr: "piped",
       }).spawn();
     } catch (cause) {
+      if (home !== this.#o.cwd) await Deno.remove(home, { recursive: true }).catch(() => {});
       throw new ProcessServiceError(
         "PROCESS_SPAWN_FAILED",
         `cannot run ${command} for plugin ${this.#o.plugin}: ${(cause as Error).message}`,
@@ -399,6 +418,7 @@ export class ProcessService implements AsyncDisposable {
         clearTimeout(timer);
         out.cancel();
         err.cancel();
+        if (home !== this.#o.cwd) await Deno.remove(home, { recursive: true }).catch(() => {});
         const result: ProcessResult = {
           id: child.id,
           pid: proc.pid,

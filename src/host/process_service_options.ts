@@ -26,6 +26,18 @@ export interface ProcessServiceOptions {
    */
   readonly commands?: readonly ResolvedCommand[];
   /**
+   * Refuse `stdin` unless the command is one the host operator listed (its pin says `listed`):
+   * what the plugin writes to an interpreter's stdin is a script (security.policy strict).
+   * @default false
+   */
+  readonly stdinNeedsListing?: boolean;
+  /**
+   * Give each child a new empty folder under `cwd` as its working directory and `HOME`,
+   * removed when it ends, so that what one child writes there cannot steer the next.
+   * @default false
+   */
+  readonly freshWorkdir?: boolean;
+  /**
    * Folders a command may not live in: the plugin may write there (plugin folders, data
    * folders), and a command there would run its own code outside the sandbox.
    * @default [cwd, dataDir]

@@ -225,7 +225,9 @@ export const LAUNCHER_NAMES: ReadonlySet<string> = new Set([
 
 /** Name patterns that are launchers whatever the version in them (`python3.12`, `ld-linux-x86-64.so.2`). */
 const LAUNCHER_PATTERNS: readonly RegExp[] = [
-  /^(?:python|pypy|perl|ruby|php|lua|luajit|node|tclsh|wish|guile|pwsh)[0-9.]*$/,
+  // With a version and any suffix: python3.7m, python3.13t, perl5.36-x86_64-linux-gnu.
+  /^(?:python|pypy|perl|ruby|jruby|php|lua|luajit|node|tclsh|wish|guile|pwsh)[0-9.]*[a-z]?(?:[-_.].*)?$/,
+  /^(?:lli|llvm-lli|gio-launch-desktop|msgexec|msgfilter)(?:[-_.].*)?$/,
   /^ld-linux.*\.so(?:\.[0-9]+)*$/,
   /^ld(?:-[a-z0-9_.-]+)?\.so(?:\.[0-9]+)*$/,
   /^qemu-.+$/,
@@ -236,7 +238,8 @@ const LAUNCHER_PATTERNS: readonly RegExp[] = [
  * `gawk-5.1` -> `gawk`; `undefined` for other programs.
  */
 export function launcherName(name: string): string | undefined {
-  const lower = name.toLowerCase();
+  // `valgrind.bin`, `foo.real`, `bar.orig`: the program behind a wrapper script.
+  const lower = name.toLowerCase().replace(/\.(?:bin|real|orig|exe)$/, "");
   if (LAUNCHER_PATTERNS.some((re) => re.test(lower))) return lower;
   const stripped = lower.replace(/[-_.]?[0-9][0-9.]*$/, "");
   return LAUNCHER_NAMES.has(lower) ? lower : LAUNCHER_NAMES.has(stripped) ? stripped : undefined;

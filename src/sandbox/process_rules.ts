@@ -1,3 +1,4 @@
+import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 import { isInside, type PluginDescriptor } from "../manifest/mod.ts";
 import { type CommandIdentity, identifyCommand, swappableBy } from "./command_identity.ts";
 import type { Refusal, ResolvedCommand, SandboxContext } from "./types.ts";
@@ -32,18 +33,41 @@ function realOr(path: string): string {
   }
 }
 
+/** The longest existing prefix of `path`, symlinks resolved, with the rest appended. */
+function realPrefix(path: string): string {
+  const rest: string[] = [];
+  let head = path;
+  for (let i = 0; i < 256; i++) {
+    try {
+      return join(Deno.realPathSync(head), ...rest);
+    } catch {
+      const parent = dirname(head);
+      if (parent === head) break;
+      rest.unshift(basename(head));
+      head = parent;
+    }
+  }
+  return path;
+}
+
 /**
  * Whether a literal argument names a file in a folder the plugin writes or ships (it could
  * change what the command reads, and a program that runs what it reads runs the plugin's
- * code), or climbs out of the children's folder with a `..` segment.
+ * code), or climbs out of the children's folder with a `..` segment. Every absolute path in
+ * the argument (`/a/./b`, `//a`, `--opt=/a`, `.read /a`) is normalised and its symlinks are
+ * resolved before it is compared.
  */
 function reachesPluginFiles(arg: string, roots: readonly string[]): boolean {
   if (/(?:^|[\s/=:'"])\.\.(?:$|[\s/'"])/.test(arg)) return true;
-  return roots.some((r) => {
-    const at = arg.indexOf(r);
-    const next = arg[at + r.length];
-    return at >= 0 && (next === undefined || next === "/" || /[\s'":;,]/.test(next));
-  });
+  for (const token of arg.split(/[\s=:,;'"()<>|&]+/)) {
+    const at = token.indexOf("/");
+    if (at < 0) continue;
+    const path = normalize(token.slice(at));
+    if (!isAbsolute(path)) continue;
+    const real = realPrefix(path);
+    if (roots.some((r) => isInside(path, r) || isInside(real, r))) return true;
+  }
+  return false;
 }
 
 /** `security.process.allow`, each entry resolved to the file it names (missing ones left out). */
@@ -131,16 +155,19 @@ export function checkProcessGrants(
           "is given, and plugsconc cannot know what every program does with its arguments",
       );
     }
-    if (wild) {
-      const options = args.filter((a) => !WILDCARDS.has(a) && a.startsWith("-") && a !== "--");
-      const unlisted = options.filter((o) => !(entry?.options ?? []).includes(o));
-      if (unlisted.length > 0) {
-        problems.push(
-          `the option${unlisted.length > 1 ? "s" : ""} ${unlisted.join(" ")} next to a ` +
-            `wildcard may make ${command} treat the plugin's word as code or as a command ` +
-            "(like sh -c, perl -e, tar --to-command)",
-        );
-      }
+    // An option can make a program run a command (tar --to-command=sh, split --filter=sh,
+    // ssh-keygen -D lib.so) with no wildcard at all: under strict, the operator lists each one.
+    const options = args.filter((a) =>
+      !WILDCARDS.has(a) && a.startsWith("-") && a !== "--" &&
+      a !== "-"
+    );
+    const unlisted = options.filter((o) => !(entry?.options ?? []).includes(o));
+    if (unlisted.length > 0 && (strict || wild)) {
+      problems.push(
+        `the option${unlisted.length > 1 ? "s" : ""} ${unlisted.join(" ")} may make ${command} ` +
+          "run a command or load code the plugin names (like sh -c, perl -e, " +
+          "tar --to-command=sh, split --filter=sh)",
+      );
     }
     const reaching = args.filter((a) => !WILDCARDS.has(a) && reachesPluginFiles(a, pluginRoots));
     if (reaching.length > 0) {
@@ -170,6 +197,7 @@ export function checkProcessGrants(
       dev: id.dev,
       ino: id.ino,
       ...(id.launcher === undefined ? {} : { launcher: id.launcher }),
+      listed: entry !== undefined,
     });
   }
   return [...resolved.values()];

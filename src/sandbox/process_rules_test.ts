@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { compileSandbox, identifyCommand } from "./mod.ts";
+import { compileSandbox, identifyCommand, launcherName } from "./mod.ts";
 import { makeHost, type TestHost } from "./_testing.ts";
 import type { CompiledSandbox } from "./types.ts";
 
@@ -149,7 +149,7 @@ Deno.test("under strict a wildcard needs the host's allow list, and options next
       };
       const refused = await compile(host, [{ command: "/bin/echo", args: ["-e", "*"] }], allow);
       assert.equal(refused.refusals.length, 1);
-      assert.match(refused.refusals[0]!.reason, /option -e next to a wildcard/);
+      assert.match(refused.refusals[0]!.reason, /option -e may make/);
       const ok = await compile(host, [{ command: "/bin/echo", args: ["-n", "--", "*"] }], allow);
       assert.deepEqual(ok.refusals, []);
     },
@@ -168,7 +168,7 @@ Deno.test("under strict a wildcard needs the host's allow list, and options next
   await t.step("permissive warns about an unlisted option next to a wildcard", async () => {
     const c = await compile(host, [{ command: "/bin/echo", args: ["-e", "*"] }], PERMISSIVE);
     assert.deepEqual(c.refusals, []);
-    assert.equal(c.warnings.filter((w) => /option -e next to a wildcard/.test(w)).length, 1);
+    assert.equal(c.warnings.filter((w) => /option -e may make/.test(w)).length, 1);
   });
 });
 
@@ -221,4 +221,57 @@ Deno.test("a literal argument naming the plugins' or data folders, or climbing w
   // A path that merely starts like the data folder is another folder.
   const near = await compile(host, [{ command: "/bin/cat", args: [`${host.dataDir}-old/x`] }]);
   assert.deepEqual(near.refusals, []);
+});
+
+Deno.test("under strict every literal option needs the operator's entry, wildcard or not (tar --to-command=sh runs a shell)", async () => {
+  await using host = await makeHost();
+  const execs = [
+    { command: "/usr/bin/tar", args: ["-x", "-f", "-", "--to-command=sh"] },
+    { command: "/usr/bin/split", args: ["--filter=sh", "-"] },
+    { command: "/bin/echo", args: ["-n", "hello"] },
+  ];
+  const strict = await compile(host, execs);
+  assert.equal(strict.refusals.length, 3, JSON.stringify(strict.refusals));
+  for (const r of strict.refusals) assert.match(r.reason, /may make .* run a command/);
+  const listed = await compile(host, [{ command: "/bin/echo", args: ["-n", "hello"] }], {
+    security: { process: { allow: [{ command: "/bin/echo", options: ["-n"] }] } },
+  });
+  assert.deepEqual(listed.refusals, []);
+  assert.equal(listed.commands[0]?.listed, true);
+  // Permissive stays quiet about options without a wildcard, as before.
+  const permissive = await compile(host, [execs[2]!], PERMISSIVE);
+  assert.deepEqual(permissive.warnings, []);
+});
+
+Deno.test("a literal path into the data folder is found however it is spelled", async () => {
+  await using host = await makeHost();
+  const link = join(host.root, "innocent");
+  await Deno.symlink(host.dataDir, link);
+  const rows = [
+    `${host.root}/./data/plugins/cat/p.so`,
+    `${host.root}//data/plugins/cat/p.so`,
+    `${link}/plugins/cat/p.so`,
+    `-D${host.dataDir}/plugins/cat/p.so`,
+  ];
+  const c = await compile(host, rows.map((a) => ({ command: "/bin/cat", args: [a] })));
+  assert.equal(c.refusals.length, rows.length, JSON.stringify(c.refusals));
+});
+
+Deno.test("interpreters with version suffixes and wrapped binaries are launchers by name", () => {
+  for (
+    const name of [
+      "perl5.36-x86_64-linux-gnu",
+      "python3.7m",
+      "python3.13t",
+      "lli",
+      "valgrind.bin",
+      "gio-launch-desktop",
+      "msgexec",
+    ]
+  ) {
+    assert.ok(launcherName(name) !== undefined, name);
+  }
+  for (const name of ["perldoc", "cat", "sha256sum", "base64", "tar"]) {
+    assert.equal(launcherName(name), undefined, name);
+  }
 });

@@ -48,6 +48,8 @@ export interface ResolvedCommand {
   readonly ino: number;
   /** Why it is a launcher, if it is one (granted by the operator or under permissive). */
   readonly launcher?: string;
+  /** Whether the host operator lists it under `security.process.allow`. */
+  readonly listed: boolean;
 }
 
 /** One filesystem grant after resolution. */
