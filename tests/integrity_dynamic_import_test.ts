@@ -1,7 +1,8 @@
 /**
  * The checksum covers code a plugin loads with a computed `import()` (not in its static module
- * graph): an edit of such a file refuses the plugin at the next start, fails `plugins verify`,
- * and stops the running version when the watcher sees it.
+ * graph, its own manifest.yaml included): an edit of such a file refuses the plugin at the next
+ * start, fails `plugins verify`, and stops the running version when the watcher sees it. A
+ * signed running plugin is not replaced by an unsigned version.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -11,6 +12,36 @@ import { captureLogs, FIXTURE_PLUGINS, makeHome, pidAlive, waitFor } from "./_he
 const NO_WATCH = { watcher: { enabled: false } };
 const WATCH = { watcher: { enabled: true, reload: true, debounce_ms: 100 } };
 const EVIL = 'export function greet() {\n  return "edited";\n}\n';
+
+/**
+ * A manifest for the `lazy` fixture that may read its whole folder (so it can `import()` its own
+ * manifest) and that is valid JavaScript as well as YAML: block style, quoted scalars, and a
+ * plain scalar whose continuation line carries a statement (`export const greet`).
+ */
+function polyglotManifest(greeting: string, checksum?: string): string {
+  return [
+    "plugin:",
+    '  name: "lazy"',
+    '  version: "1.0.0"',
+    '  entrypoint: "./main.ts"',
+    "about:",
+    "  description: globalThis",
+    `    ;export const greet=(n)=>${JSON.stringify(greeting)}+n`,
+    "capabilities:",
+    "  filesystem:",
+    '    - {path: "./", permissions: ["read"], recursive: true}',
+    "resources:",
+    "  memory_mb: 64",
+    "methods:",
+    "  greet:",
+    "    idempotent: true",
+    ...(checksum === undefined ? [] : ["security:", `  checksum: "${checksum}"`]),
+    "",
+  ].join("\n");
+}
+
+/** The manifest, imported as JavaScript by the plugin (`lib/../manifest.yaml`). */
+const FROM_MANIFEST = { module: "../manifest.yaml", name: "ann" };
 
 async function cli(configPath: string, ...args: string[]) {
   const io = memoryIo();
@@ -124,7 +155,7 @@ Deno.test("an unsigned plugin whose dynamically imported file is edited reloads 
   );
 });
 
-Deno.test("a signed plugin's edit that comes with a held widening or a broken manifest stops it too; a broken manifest alone keeps it serving", async () => {
+Deno.test("a signed plugin's edit that comes with a held widening or a broken manifest stops it too, and so does a broken manifest alone (the manifest is hashed)", async () => {
   await using home = await makeHome(WATCH);
   const dirs = {
     widened: await home.addPlugin(join(FIXTURE_PLUGINS, "lazy"), { as: "widened" }),
@@ -160,14 +191,128 @@ Deno.test("a signed plugin's edit that comes with a held widening or a broken ma
       (e: unknown) => codeOf((e as Error).cause) === "CHECKSUM_MISMATCH",
     );
   }
+  // The manifest is hashed (a plugin may import() it as code): editing it alone stops too.
   assert.ok(
-    await waitFor(
-      () => changes.some((c) => c.plugin === "typo" && c.outcome === "refused"),
-      15_000,
+    await waitFor(() => state("typo")?.state === "failed", 15_000),
+    `typo is ${state("typo")?.state}: ${JSON.stringify(changes)}`,
+  );
+  assert.match(state("typo")?.error ?? "", /its folder changed since its code was verified/);
+  assert.ok(await waitFor(() => !pidAlive(typoPid), 5_000), "the old process is gone");
+});
+
+Deno.test("code in a signed plugin's manifest.yaml, imported by the plugin, is hashed: an edit of it fails `plugins verify` and refuses the next start", async () => {
+  await using home = await makeHome(NO_WATCH);
+  const dir = await home.addPlugin(join(FIXTURE_PLUGINS, "lazy"));
+  const manifest = join(dir, "manifest.yaml");
+  await Deno.writeTextFile(manifest, polyglotManifest("signed code, "));
+  const signed = await cli(home.configPath, "plugins", "checksum", "lazy");
+  assert.equal(signed.code, 0, signed.stderr);
+  {
+    await using host = await home.startHost();
+    assert.equal(host.plugins()[0]?.state, "ready", host.plugins()[0]?.error);
+    assert.equal(await host.call("lazy", "greet", FROM_MANIFEST), "signed code, ann");
+  }
+  assert.equal((await cli(home.configPath, "plugins", "verify")).code, 0);
+
+  // Only the code in the manifest changes; it is still a valid manifest with the same grants.
+  await Deno.writeTextFile(manifest, polyglotManifest("UNHASHED CODE, "));
+  const verify = await cli(home.configPath, "plugins", "verify", "--json");
+  assert.equal(verify.code, 1, verify.stdout);
+  assert.equal(JSON.parse(verify.stdout).plugins[0].status, "mismatch");
+  await using host = await home.startHost();
+  const [lazy] = host.plugins();
+  assert.equal(lazy?.state, "failed");
+  assert.equal(lazy?.pid, undefined);
+  assert.match(lazy?.error ?? "", /plugin lazy: its code does not match its checksum/);
+  await assert.rejects(
+    host.call("lazy", "greet", FROM_MANIFEST),
+    (e: unknown) =>
+      codeOf(e) === "PLUGIN_UNAVAILABLE" && codeOf((e as Error).cause) === "CHECKSUM_MISMATCH",
+  );
+});
+
+Deno.test("signed by security.checksum: only the value is left out of the hash; another value, or an edit of the manifest's code, is a mismatch", async () => {
+  await using home = await makeHome(NO_WATCH);
+  const dir = await home.addPlugin(join(FIXTURE_PLUGINS, "lazy"));
+  const manifest = join(dir, "manifest.yaml");
+  // A placeholder value first: the value counts as zeros, so the checksum printed then holds.
+  await Deno.writeTextFile(manifest, polyglotManifest("signed code, ", `sha256:${"0".repeat(64)}`));
+  const dry = await cli(home.configPath, "plugins", "checksum", "lazy", "--dry-run", "--json");
+  assert.equal(dry.code, 0, dry.stderr);
+  const hex: string = JSON.parse(dry.stdout).sha256;
+  await Deno.writeTextFile(manifest, polyglotManifest("signed code, ", `sha256:${hex}`));
+  const ok = await cli(home.configPath, "plugins", "verify", "--json");
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  assert.deepEqual(
+    JSON.parse(ok.stdout).plugins[0].expected.map((e: { source: string }) => e.source),
+    ["manifest"],
+  );
+  {
+    await using host = await home.startHost();
+    assert.equal(host.plugins()[0]?.state, "ready", host.plugins()[0]?.error);
+    assert.equal(await host.call("lazy", "greet", FROM_MANIFEST), "signed code, ann");
+  }
+  for (
+    const text of [
+      polyglotManifest("signed code, ", `sha256:${"1".repeat(64)}`),
+      polyglotManifest("UNHASHED CODE, ", `sha256:${hex}`),
+    ]
+  ) {
+    await Deno.writeTextFile(manifest, text);
+    const verify = await cli(home.configPath, "plugins", "verify", "--json");
+    assert.equal(verify.code, 1, verify.stdout);
+    assert.equal(JSON.parse(verify.stdout).plugins[0].status, "mismatch");
+    await using host = await home.startHost();
+    assert.equal(host.plugins()[0]?.state, "failed");
+    assert.match(host.plugins()[0]?.error ?? "", /security\.checksum in .* expects/);
+  }
+});
+
+Deno.test("deleting a running signed plugin's .sha256 file along with an edit stops it with CHECKSUM_MISSING instead of reloading it unsigned", async () => {
+  await using home = await makeHome(WATCH);
+  const dir = await home.addPlugin(join(FIXTURE_PLUGINS, "lazy"));
+  assert.equal((await cli(home.configPath, "plugins", "checksum", "lazy")).code, 0);
+  await using logs = await captureLogs();
+  await using host = await home.startHost();
+  const pid = host.plugins()[0]!.pid!;
+  assert.equal(await host.call("lazy", "greet", { module: "hello", name: "di" }), "hello, di");
+  const changes: { outcome: string; reason?: string }[] = [];
+  host.on("change", (e) => changes.push(e));
+
+  await Deno.remove(join(dir, "main.ts.sha256"));
+  await Deno.writeTextFile(join(dir, "lib/hello"), EVIL);
+  assert.ok(
+    await waitFor(() => host.plugins()[0]?.state === "failed", 15_000),
+    `still ${host.plugins()[0]?.state}: ${JSON.stringify(changes)}`,
+  );
+  assert.ok(await waitFor(() => !pidAlive(pid), 5_000), "the old process is gone");
+  assert.match(
+    host.plugins()[0]?.error ?? "",
+    /the running version was signed .* and the new version is not .*re-sign it .*restart the host/is,
+  );
+  await assert.rejects(
+    host.call("lazy", "greet", { module: "hello", name: "di" }),
+    (e: unknown) =>
+      codeOf(e) === "PLUGIN_UNAVAILABLE" && codeOf((e as Error).cause) === "CHECKSUM_MISSING",
+  );
+  assert.ok(
+    logs.records.some((r) =>
+      r.level === "error" && r.properties.plugin === "lazy" &&
+      r.properties.code === "CHECKSUM_MISSING"
     ),
+    "logged as an error",
+  );
+  assert.ok(
+    await waitFor(() => changes.some((c) => c.outcome === "stopped"), 5_000),
     JSON.stringify(changes),
   );
-  assert.equal(state("typo")?.state, "ready");
-  assert.equal(state("typo")?.pid, typoPid);
-  assert.equal(await host.call("typo", "greet", { module: "hello", name: "x" }), "hello, x");
+  assert.ok(!changes.some((c) => c.outcome === "reloaded"), JSON.stringify(changes));
+
+  // Signing the new version starts it.
+  assert.equal((await cli(home.configPath, "plugins", "checksum", "lazy")).code, 0);
+  assert.ok(
+    await waitFor(() => host.plugins()[0]?.state === "ready", 15_000),
+    `still ${host.plugins()[0]?.state}: ${host.plugins()[0]?.error}`,
+  );
+  assert.equal(await host.call("lazy", "greet", { module: "hello", name: "di" }), "edited");
 });

@@ -9,6 +9,7 @@ import {
   verifyPlugin,
   type VerifyResult,
   writeChecksumFile,
+  ZERO_CHECKSUM,
 } from "../integrity/mod.ts";
 import { discoverPlugins } from "../manifest/mod.ts";
 import { poolOptionsFromConfig, WorkerPool } from "../pool/mod.ts";
@@ -40,7 +41,8 @@ function errorInfo(e: unknown): { code?: string; message: string } {
 
 /**
  * Adds `plugins checksum <name>` (hashes the plugin folder in the worker pool: every file and
- * symlink but the manifest and the checksum file; writes `<entrypoint>.sha256`, prints it) and
+ * symlink but the checksum file, the manifest with its `security.checksum` value zeroed; writes
+ * `<entrypoint>.sha256`, prints it) and
  * `plugins verify [names...]` (checks every plugin against its `.sha256` file and manifest
  * `security.checksum` with the same function the host runs before every spawn, prints a table;
  * exit code 1 on a mismatch or an error, and on an unsigned plugin when
@@ -51,8 +53,9 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
   pluginsCommand
     .command("checksum")
     .description(
-      "hash a plugin folder (SHA-256 of every file and symlink in it but manifest.yaml and " +
-        "the checksum file) and write it to <entrypoint>.sha256",
+      "hash a plugin folder (SHA-256 of every file and symlink in it but the checksum file; " +
+        "manifest.yaml counts with its security.checksum value zeroed) and write it to " +
+        "<entrypoint>.sha256",
     )
     .argument("<name>", "plugin name")
     .option("--dry-run", "print the checksum without writing the file")
@@ -91,7 +94,11 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
       ctx.io.out(written.text);
       ctx.io.err(
         (written.path === undefined ? "not written (--dry-run)" : `wrote ${written.path}`) +
-          `; or set security.checksum: "sha256:${hex}" in ${plugin.manifestFile}\n`,
+          (plugin.manifest.security.checksum !== undefined
+            ? `; set security.checksum: "sha256:${hex}" in ${plugin.manifestFile}\n`
+            // The manifest is hashed too: adding the key changes the checksum, its value does not.
+            : `; to sign in ${plugin.manifestFile} instead, add security.checksum: ` +
+              `"${ZERO_CHECKSUM}" there, run this again and set the value it prints\n`),
       );
     });
 

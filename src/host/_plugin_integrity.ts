@@ -21,6 +21,11 @@ export class PluginIntegrity {
   readonly #pool: WorkerPool | undefined;
   /** The folder digest each signed plugin version was last verified with at a spawn. */
   readonly #verified = new WeakMap<PluginDescriptor, string>();
+  /**
+   * New versions (from a change batch) that replace a signed running version, with the plugin
+   * digest that version was verified with: they must be signed too (see {@linkcode requireSigned}).
+   */
+  readonly #mustBeSigned = new WeakMap<PluginDescriptor, string>();
 
   constructor(config: Config, pool: WorkerPool | undefined) {
     this.#config = config;
@@ -28,17 +33,48 @@ export class PluginIntegrity {
   }
 
   /**
-   * Checks the plugin folder (every file and symlink but the manifest and the checksum file,
-   * exactly as `plugins verify`) against `<entrypoint>.sha256` and `security.checksum` when the
-   * plugin has either (or `security.require_checksums` is on), hashing its files in the pool.
-   * A signed plugin's digest is remembered: a later change batch compares against it.
+   * Marks `next`, a new version of a plugin from a change batch, as one that must be signed
+   * when the `running` version was verified against a checksum: its {@linkcode verify} (at its
+   * spawn, and each restart) then refuses it with `CHECKSUM_MISSING` if it has neither a
+   * `.sha256` file nor `security.checksum`, instead of starting it unsigned (deleting the
+   * checksum file with an edit would otherwise downgrade a signed plugin silently).
+   */
+  requireSigned(running: PluginDescriptor | undefined, next: PluginDescriptor): void {
+    const verified = running === undefined ? undefined : this.#verified.get(running);
+    if (verified !== undefined) this.#mustBeSigned.set(next, verified);
+  }
+
+  /**
+   * Checks the plugin folder (every file and symlink but the checksum file, the manifest with
+   * its `security.checksum` value zeroed, exactly as `plugins verify`) against
+   * `<entrypoint>.sha256` and `security.checksum` when the plugin has either (or
+   * `security.require_checksums` is on, or it replaces a signed version: {@linkcode
+   * requireSigned}), hashing its files in the pool. A signed plugin's digest is remembered: a
+   * later change batch compares against it.
+   *
+   * @throws {IntegrityError} `CHECKSUM_MISMATCH`, or `CHECKSUM_MISSING` when a checksum is
+   *   required or the version it replaces was signed
    */
   async verify(plugin: PluginDescriptor, signal: AbortSignal): Promise<void> {
     const required = this.#config.security.require_checksums;
     const declared = plugin.manifest.security.checksum !== undefined ||
       await Deno.stat(checksumFilePath(plugin)).then(() => true, () => false);
+    const signedBefore = this.#mustBeSigned.get(plugin);
+    const downgrade = () =>
+      new IntegrityError(
+        "CHECKSUM_MISSING",
+        `plugin ${plugin.name}: the running version was signed (its folder verified as sha256 ` +
+          `${signedBefore}) and the new version is not (no ${checksumFilePath(plugin)}, no ` +
+          "security.checksum), so it is not loaded and the running version is stopped, as it " +
+          `could load the changed files. Re-sign it (\`plugsconc plugins checksum ${plugin.name}\`) ` +
+          "or, to accept an unsigned plugin, restart the host",
+        { plugin: plugin.name, details: { signedAs: signedBefore, downgrade: true } },
+      );
+    if (!declared && signedBefore !== undefined) throw downgrade();
     if (!required && !declared) return;
     const result = await this.#hash((pool) => verifyPlugin(pool, plugin, { signal }));
+    // The checksum file may have gone since the stat above.
+    if (result.status === "unsigned" && signedBefore !== undefined) throw downgrade();
     assertVerified(result, { required });
     if (result.status === "ok") this.#verified.set(plugin, result.actual);
     log.info("plugin {plugin}: code matches its checksum {sha256}", {
@@ -49,7 +85,8 @@ export class PluginIntegrity {
 
   /**
    * Why the running `plugin` no longer verifies, if it does not: the reload failed with
-   * `CHECKSUM_MISMATCH` (`reloadError`), or it was verified against a checksum at its spawn and
+   * `CHECKSUM_MISMATCH` (`reloadError`), or with `CHECKSUM_MISSING` while the running version
+   * was signed (the new one is not), or it was verified against a checksum at its spawn and
    * its folder no longer hashes to that digest (or cannot be hashed).
    */
   async tampered(
@@ -61,6 +98,9 @@ export class PluginIntegrity {
     }
     const verified = this.#verified.get(plugin);
     if (verified === undefined) return undefined;
+    if (reloadError instanceof IntegrityError && reloadError.code === "CHECKSUM_MISSING") {
+      return reloadError;
+    }
     try {
       const now = await this.#hash((pool) => digestPlugin(pool, plugin));
       if (now.hex === verified) return undefined;

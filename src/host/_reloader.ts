@@ -61,8 +61,9 @@ export class Reloader {
    * Applies a change batch: re-validates the plugin's manifest, sandbox and module graph and,
    * if they pass, starts the new version, switches calls to it and drains the old one. A bad
    * change keeps the old version serving, unless the plugin is signed and its folder no longer
-   * matches: then it is stopped (see `#stopIfTampered`). A removed folder stops its plugin; a
-   * new one starts.
+   * matches: then it is stopped (see `#stopIfTampered`). A new version of a signed plugin must
+   * be signed too: one without a checksum is refused with `CHECKSUM_MISSING` and the running
+   * version is stopped. A removed folder stops its plugin; a new one starts.
    */
   async #onChange(batch: ChangeBatch): Promise<void> {
     const { config, entries, emit } = this.#ctx;
@@ -153,6 +154,8 @@ export class Reloader {
         return;
       }
       const policy = effectivePolicy(config, plugin);
+      // A signed running version is replaced by a signed one only (else CHECKSUM_MISSING).
+      if (current) this.#ctx.integrity.requireSigned(current.plugin, plugin);
       next = { plugin, policy, ...(await this.#ctx.launch(plugin, policy, runtime)) };
     } catch (e) {
       if (await tampered(e)) return;
@@ -187,7 +190,8 @@ export class Reloader {
   /**
    * When a change batch leaves `current` serving (refused, held, or not replaced), stops it if
    * its folder no longer verifies: it could still `import()` a changed file. That is when the
-   * reload failed with `CHECKSUM_MISMATCH`, or when the running version was verified against a
+   * reload failed with `CHECKSUM_MISMATCH` (or `CHECKSUM_MISSING`, the running version being
+   * signed and the new one not), or when the running version was verified against a
    * checksum at its spawn and the folder no longer hashes to that digest (or cannot be hashed).
    * The plugin is then failed with the integrity error, logged as an error. Returns whether it
    * was stopped.

@@ -109,6 +109,7 @@ Deno.test("`plugins checksum --json` lists every file of the folder; `verify` se
     ["lib/extra", "file"],
     ["lib/sound.ts", "file"],
     ["main.ts", "file"],
+    ["manifest.yaml", "file"],
   ]);
   assert.equal(json.file, join(home.dir, "plugins/cat/main.ts.sha256"));
   assert.equal((await cli(["-c", home.config, "plugins", "verify", "cat"])).code, 0);

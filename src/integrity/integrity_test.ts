@@ -12,11 +12,13 @@ import {
   HASH_CHUNK_BYTES,
   hashFile,
   IntegrityError,
+  manifestHashBytes,
   MAX_PLUGIN_ENTRIES,
   parseChecksumFile,
   readChecksumFile,
   verifyPlugin,
   writeChecksumFile,
+  ZERO_CHECKSUM,
 } from "./mod.ts";
 
 interface Home extends AsyncDisposable {
@@ -93,11 +95,15 @@ Deno.test("hashFile() matches sha256sum, for a file larger than one chunk and an
 });
 
 /** The reproduction command of the docs (a folder without symlinks). */
-const FIND_SHA256SUM = "find . -type f ! -path ./manifest.yaml ! -path ./main.ts.sha256 " +
+const FIND_SHA256SUM = "find . -type f ! -path ./main.ts.sha256 " +
   "-printf '%P\\0' | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum";
 
+/** The docs' step before it for a manifest with `security.checksum` (GNU sed, on a copy). */
+const ZERO_VALUE = (hex: string) =>
+  `sed -i "0,/sha256:${hex}/s//sha256:$(printf '0%.0s' $(seq 64))/" manifest.yaml`;
+
 /** The reproduction command of the docs, symlinks included (bash: `read -d ''`). */
-const FIND_WITH_LINKS = "find . ! -type d ! -path ./manifest.yaml ! -path ./main.ts.sha256 " +
+const FIND_WITH_LINKS = "find . ! -type d ! -path ./main.ts.sha256 " +
   "-printf '%P\\0' | LC_ALL=C sort -z | while IFS= read -r -d '' f; do " +
   'if [ -L "$f" ]; then printf \'%s  %s\\n\' "$(readlink -n -- "$f" | sha256sum | cut -d\' \' -f1)" "$f"; ' +
   'else sha256sum -- "$f"; fi; done | sha256sum';
@@ -117,7 +123,7 @@ Deno.test("checksumPlugin() equals the documented find | sort | sha256sum comman
   const digest = await digestPlugin(pool, plugin);
   assert.match(digest.hex, /^[0-9a-f]{64}$/);
   assert.equal(digest.hex, (await sh(plugin.dir, FIND_SHA256SUM)).split(" ")[0]);
-  // Bytewise path order ("." < "Z" < "a" < "l" < "m" < "n"), without manifest and .sha256.
+  // Bytewise path order ("." < "Z" < "a" < "l" < "m" < "n"), without the .sha256 file.
   assert.deepEqual(digest.files.map((f) => f.path), [
     ".hidden",
     "Z.ts",
@@ -125,6 +131,7 @@ Deno.test("checksumPlugin() equals the documented find | sort | sha256sum comman
     "lib/deep/er/x.js",
     "lib/util.ts",
     "main.ts",
+    "manifest.yaml",
     "noext",
   ]);
   assert.ok(digest.files.every((f) => f.kind === "file"));
@@ -171,7 +178,7 @@ Deno.test("checksumPlugin() covers a file outside the static module graph, loade
   assert.ok(!graph.files.some((f) => f.endsWith("/lib/hello")), "deno info cannot see it");
   await using pool = new WorkerPool({ maxWorkers: 2 });
   const before = await digestPlugin(pool, plugin);
-  assert.deepEqual(before.files.map((f) => f.path), ["lib/hello", "main.ts"]);
+  assert.deepEqual(before.files.map((f) => f.path), ["lib/hello", "main.ts", "manifest.yaml"]);
   await Deno.writeTextFile(join(plugin.dir, "lib/hello"), "export const greet = () => 'pwned';\n");
   assert.notEqual(await checksumPlugin(pool, plugin), before.hex);
 });
@@ -205,14 +212,18 @@ Deno.test("checksumPlugin() changes when a symlink is retargeted, not when its t
   assert.notEqual(await checksumPlugin(pool, plugin), toA);
 });
 
-Deno.test("checksumPlugin() leaves out exactly the manifest and the checksum file", async () => {
+Deno.test("checksumPlugin() leaves out exactly the checksum file; the manifest counts", async () => {
   await using home = await makeHome();
   const plugin = await home.plugin("cat", CAT_FILES);
   await using pool = new WorkerPool({ maxWorkers: 2 });
   const hex = await checksumPlugin(pool, plugin);
   await writeChecksumFile(plugin, hex);
+  assert.equal(await checksumPlugin(pool, plugin), hex, ".sha256 does not count");
+  const manifest = await Deno.readTextFile(plugin.manifestFile);
   await Deno.writeTextFile(plugin.manifestFile, "\n# a comment\n", { append: true });
-  assert.equal(await checksumPlugin(pool, plugin), hex, "manifest and .sha256 do not count");
+  assert.notEqual(await checksumPlugin(pool, plugin), hex, "the manifest counts");
+  await Deno.writeTextFile(plugin.manifestFile, manifest);
+  assert.equal(await checksumPlugin(pool, plugin), hex);
   // Files that look like them elsewhere do count.
   for (const rel of ["lib/manifest.yaml", "lib/main.ts.sha256", "manifest.yml", "main.ts.sha"]) {
     const path = await home.write(`plugins/cat/${rel}`, "x\n");
@@ -224,6 +235,57 @@ Deno.test("checksumPlugin() leaves out exactly the manifest and the checksum fil
   await home.write("plugins/cat/main.ts.sha256/evil.js", "export {};\n");
   const digest = await digestPlugin(pool, plugin);
   assert.ok(digest.files.some((f) => f.path === "main.ts.sha256/evil.js"));
+});
+
+Deno.test("manifestHashBytes() zeroes the first occurrence of the declared value only", () => {
+  const enc = new TextEncoder();
+  const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+  const value = `sha256:${"ab".repeat(32)}`;
+  const text = `# ${value}\nsecurity: { checksum: "${value}" }\n`;
+  assert.equal(
+    dec(manifestHashBytes(enc.encode(text), value)),
+    `# ${ZERO_CHECKSUM}\nsecurity: { checksum: "${value}" }\n`,
+  );
+  assert.equal(ZERO_CHECKSUM, `sha256:${"0".repeat(64)}`);
+  // Nothing declared, or not written as such: the bytes as they are.
+  const bytes = enc.encode(text);
+  assert.equal(manifestHashBytes(bytes, undefined), bytes);
+  assert.equal(dec(manifestHashBytes(bytes, `sha256:${"cd".repeat(32)}`)), text);
+  assert.equal(dec(bytes), text, "the input is not changed");
+});
+
+Deno.test("a manifest that declares security.checksum: only its value is neutral; code in the manifest counts", async () => {
+  await using home = await makeHome();
+  // Sign in the manifest: a placeholder value first, then the checksum that prints.
+  const placeholder = await home.plugin("cat", CAT_FILES, {
+    security: { checksum: ZERO_CHECKSUM },
+  });
+  await using pool = new WorkerPool({ maxWorkers: 2 });
+  const hex = await checksumPlugin(pool, placeholder);
+  const signed = await home.plugin("cat", CAT_FILES, {
+    security: { checksum: `sha256:${hex}` },
+  });
+  assert.equal(await checksumPlugin(pool, signed), hex, "the value does not count");
+  assert.equal((await verifyPlugin(pool, signed)).status, "ok");
+  // The documented reproduction: on a copy, the value zeroed with sed, then find | sha256sum.
+  const copy = join(home.root, "copy");
+  await sh(home.root, `cp -r plugins/cat ${copy}`);
+  assert.equal((await sh(copy, `${ZERO_VALUE(hex)} && ${FIND_SHA256SUM}`)).split(" ")[0], hex);
+  // Another value: a mismatch (the same folder hash, but not the declared one).
+  const other = await home.plugin("cat", CAT_FILES, {
+    security: { checksum: `sha256:${"1".repeat(64)}` },
+  });
+  const wrong = await verifyPlugin(pool, other);
+  assert.equal(wrong.status, "mismatch");
+  assert.equal(wrong.actual, hex);
+  // Code in the manifest (a YAML/JavaScript polyglot line) changes the checksum.
+  const file = signed.manifestFile;
+  await Deno.writeTextFile(file, (await Deno.readTextFile(file)) + "# export {}\n");
+  const edited = await verifyPlugin(pool, signed);
+  assert.equal(edited.status, "mismatch");
+  assert.notEqual(edited.actual, hex);
+  // Without the key at all, the manifest hashes as it is: not the same as with a zero value.
+  assert.notEqual(await checksumPlugin(pool, await home.plugin("cat", CAT_FILES)), hex);
 });
 
 Deno.test("checksumPlugin() refuses a FIFO in the plugin folder with CHECKSUM_FILE_TYPE naming it", async () => {
@@ -246,7 +308,7 @@ Deno.test("checksumPlugin() stops at the entry cap with CHECKSUM_TOO_MANY_FILES"
   for (let i = 0; i < 20; i++) await home.write(`plugins/cat/data/f${i}`, `${i}\n`);
   await using pool = new WorkerPool({ maxWorkers: 1 });
   // manifest.yaml, main.ts, lib, lib/util.ts, data and its 20 files: 25 entries.
-  assert.equal((await digestPlugin(pool, plugin, { maxEntries: 25 })).files.length, 22);
+  assert.equal((await digestPlugin(pool, plugin, { maxEntries: 25 })).files.length, 23);
   const e = await checksumPlugin(pool, plugin, { maxEntries: 24 })
     .then(() => undefined, (e: unknown) => e);
   assert.ok(e instanceof IntegrityError, String(e));
@@ -347,7 +409,7 @@ Deno.test("verifyPlugin() says unsigned, ok, then mismatch after a file changes"
 
 Deno.test("verifyPlugin() checks the manifest's security.checksum, and both when both exist", async () => {
   await using home = await makeHome();
-  const probe = await home.plugin("cat", CAT_FILES);
+  const probe = await home.plugin("cat", CAT_FILES, { security: { checksum: ZERO_CHECKSUM } });
   await using pool = new WorkerPool({ maxWorkers: 2 });
   const actual = await checksumPlugin(pool, probe);
   const signed = await home.plugin("cat", CAT_FILES, {
@@ -387,13 +449,17 @@ Deno.test("several plugins are verified at once, their files hashed across the w
   await using pool = new WorkerPool({ maxWorkers: 2 });
   const results = await Promise.all(plugins.map((p) => verifyPlugin(pool, p)));
   assert.deepEqual(results.map((r) => [r.plugin, r.status, r.files.length]), [
-    ["a", "unsigned", 12],
-    ["b", "unsigned", 12],
-    ["c", "unsigned", 12],
+    ["a", "unsigned", 13],
+    ["b", "unsigned", 13],
+    ["c", "unsigned", 13],
   ]);
-  // Same content in each folder -> same checksum (paths are relative to the plugin folder).
-  assert.equal(new Set(results.map((r) => r.actual)).size, 1);
+  // Same files in each folder -> same digests (paths are relative to the plugin folder); the
+  // manifests differ (the plugin name), and so do the checksums.
+  const others = (r: (typeof results)[number]) =>
+    JSON.stringify(r.files.filter((f) => f.path !== "manifest.yaml"));
+  assert.equal(new Set(results.map(others)).size, 1);
+  assert.equal(new Set(results.map((r) => r.actual)).size, 3);
   const m = pool.metrics();
-  assert.equal(m.succeeded, 36);
+  assert.equal(m.succeeded, 36, "the manifests are hashed in-process");
   assert.equal(m.workers, 2);
 });

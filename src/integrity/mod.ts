@@ -1,6 +1,7 @@
 /**
  * Plugin integrity: the SHA-256 checksum of a plugin folder (every file and symlink in it but
- * the manifest and the checksum file), computed as worker pool jobs (each file streamed),
+ * the checksum file; the manifest with its `security.checksum` value zeroed), computed as
+ * worker pool jobs (each file streamed),
  * written to `<entrypoint>.sha256`, and verified against that file and the manifest's
  * `security.checksum`.
  *
@@ -12,7 +13,9 @@ export {
   combineFileDigests,
   digestPlugin,
   type FileDigest,
+  manifestHashBytes,
   type PluginDigest,
+  ZERO_CHECKSUM,
 } from "./checksum_plugin.ts";
 export {
   type ChecksumFile,

@@ -15,7 +15,7 @@ export const MAX_PLUGIN_ENTRIES = 10_000;
 /** Options of {@linkcode listPluginFiles}. */
 export interface PluginFilesOptions {
   /**
-   * Most entries walked (files, symlinks and folders, the two excluded files included), so
+   * Most entries walked (files, symlinks and folders, the excluded checksum file included), so
    * that a huge folder fails fast instead of stalling a start. Default:
    * {@linkcode MAX_PLUGIN_ENTRIES}.
    */
@@ -55,10 +55,12 @@ function describeType(info: Deno.FileInfo | undefined): string {
 
 /**
  * Every entry under the plugin folder, walked without following symlinks, sorted by path
- * (bytewise): regular files and symlinks; folders count by what they hold. The plugin's
- * manifest (it holds `security.checksum` itself) and its checksum file
- * (`<entrypoint>.sha256`) are left out, and nothing else: whatever the plugin might load at run
- * time (a computed `import()`, a file without an extension, a hidden file) is listed.
+ * (bytewise): regular files and symlinks; folders count by what they hold. Only the checksum
+ * file (`<entrypoint>.sha256`, whose strict one-line format cannot be code) is left out:
+ * whatever the plugin might load at run time (a computed `import()`, a file without an
+ * extension, a hidden file, the manifest itself, which Deno loads as JavaScript when imported)
+ * is listed. The manifest is listed as a `file` like any other; `digestPlugin` hashes it with
+ * its `security.checksum` value zeroed.
  *
  * @example
  * ```ts
@@ -72,15 +74,15 @@ function describeType(info: Deno.FileInfo | undefined): string {
  * @throws {RangeError} when `maxEntries` is not a positive integer
  */
 export async function listPluginFiles(
-  plugin: Pick<PluginDescriptor, "name" | "dir" | "manifestFile" | "entrypoint">,
+  plugin: Pick<PluginDescriptor, "name" | "dir" | "entrypoint">,
   options: PluginFilesOptions = {},
 ): Promise<PluginEntry[]> {
   const maxEntries = options.maxEntries ?? MAX_PLUGIN_ENTRIES;
   if (!(Number.isInteger(maxEntries) && maxEntries >= 1)) {
     throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
   }
-  // Only a file or link at these paths is left out: a folder there would hide its contents.
-  const excluded = new Set([plugin.manifestFile, checksumFilePath(plugin)]);
+  // Only a file or link at this path is left out: a folder there would hide its contents.
+  const excluded = new Set([checksumFilePath(plugin)]);
   const readError = (abs: string, what: string, cause: unknown) =>
     new IntegrityError(
       "CHECKSUM_READ",

@@ -18,7 +18,7 @@ async function pluginDir(files: Record<string, string>) {
   return { root, dir, [Symbol.asyncDispose]: () => Deno.remove(root, { recursive: true }) };
 }
 
-Deno.test("listPluginFiles() lists every file and symlink, sorted, without following links", async () => {
+Deno.test("listPluginFiles() lists every file and symlink (the manifest too), sorted, without following links, but the checksum file", async () => {
   await using home = await pluginDir({
     "src/main.ts": "export {};\n",
     "src/main.ts.sha256": `${"0".repeat(64)}  main.ts\n`,
@@ -37,6 +37,7 @@ Deno.test("listPluginFiles() lists every file and symlink, sorted, without follo
     ["lib/a/b/c.js", "file"],
     ["lib/linked", "symlink"],
     ["main.ts.sha256", "file"],
+    ["manifest.yaml", "file"],
     ["src/main.ts", "file"],
   ]);
   const link = entries.find((e) => e.kind === "symlink");

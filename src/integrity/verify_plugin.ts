@@ -33,7 +33,8 @@ export interface VerifyResult {
 
 /**
  * Checks a plugin folder ({@linkcode digestPlugin}: every file and symlink in it but the
- * manifest and the checksum file) against its `<entrypoint>.sha256` file and its manifest's
+ * checksum file, the manifest with its declared `security.checksum` value zeroed) against its
+ * `<entrypoint>.sha256` file and its manifest's
  * `security.checksum`: each one present must match (`ok`), any that differs is a `mismatch`,
  * and with neither the plugin is `unsigned`. Hashing runs as pool jobs; verify several
  * plugins at once (`Promise.all`) and their files are hashed in parallel. `plugins verify`
