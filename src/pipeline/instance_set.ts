@@ -1,7 +1,15 @@
 import { getLogger } from "@logtape/logtape";
 import type { PluginEndpoint } from "../runtime/mod.ts";
+import { clip, quote } from "../runtime/record_cap.ts";
 import { Bulkhead } from "./bulkhead.ts";
 import type { PluginPolicy } from "./policy.ts";
+
+/**
+ * The most characters of a health message kept (stored as `healthMessage`, logged, and put in
+ * the recycle reason): it comes from the plugin, outside its log budget, so a longer one is cut
+ * where it is received and marked with its length.
+ */
+export const MAX_HEALTH_MESSAGE = 1024;
 
 /** Health of an instance or a plugin, as go-plugins reports it. */
 export type HealthStatus = "healthy" | "degraded" | "unhealthy" | "offline";
@@ -171,13 +179,17 @@ export class InstanceSet implements AsyncDisposable {
       const s = answer?.status;
       status = s === "healthy" || s === "degraded" || s === "unhealthy" ? s : "unhealthy";
       message = typeof answer?.message === "string"
-        ? answer.message
+        ? clip(answer.message, MAX_HEALTH_MESSAGE)
         : status === "unhealthy" && s !== "unhealthy"
-        ? `it answered $/health with ${JSON.stringify(answer)}`
+        ? `it answered $/health with ${quote(answer)}`
         : undefined;
     } catch (e) {
       status = "unhealthy";
-      message = `no answer to $/health: ${e instanceof Error ? e.message : String(e)}`;
+      // The error's text may carry the plugin's own (an error answer's message).
+      message = clip(
+        `no answer to $/health: ${e instanceof Error ? e.message : String(e)}`,
+        MAX_HEALTH_MESSAGE,
+      );
     }
     if (this.#closed || inst.endpoint.incarnation !== incarnation) return;
     const before = inst.reported;

@@ -29,3 +29,8 @@ export function writeFailedError(what: string, cause: unknown): RpcError {
     { cause },
   );
 }
+
+/** Whether `error` is the `RPC_WRITE_BACKLOG` of a failed write queue (reported once, apart). */
+export function isBacklog(error: unknown): boolean {
+  return error instanceof RpcError && error.code === "RPC_WRITE_BACKLOG";
+}

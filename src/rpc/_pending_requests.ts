@@ -1,4 +1,4 @@
-import { preview } from "./_error_text.ts";
+import { preview, quoteId } from "./_error_text.ts";
 import { isId } from "./_is_id.ts";
 import { abortError } from "./_peer_errors.ts";
 import { RpcError, RpcRemoteError } from "./rpc_error.ts";
@@ -85,7 +85,7 @@ export class PendingRequests extends Map<number, PendingRequest> {
     }
     if (problem !== undefined) {
       const err = new RpcError("RPC_INVALID_MESSAGE", `received an invalid response: ${problem}`, {
-        details: { id, preview: preview(line) },
+        details: { id: typeof id === "string" ? quoteId(id) : id, preview: preview(line) },
       });
       this.#report(err);
       // The caller would otherwise wait for a response that will never be valid.
@@ -104,7 +104,7 @@ export class PendingRequests extends Map<number, PendingRequest> {
         new RpcError(
           "RPC_UNKNOWN_ID",
           `received a response for id ${
-            JSON.stringify(id)
+            quoteId(id)
           }, which matches no pending request; it was ignored`,
           { details: { id } },
         ),

@@ -1,7 +1,7 @@
 import { PlugsconcError } from "../errors/mod.ts";
-import { messageOf } from "./_error_text.ts";
+import { clipText, messageOf, quoteId } from "./_error_text.ts";
 import { isPromiseLike } from "./_is_promise_like.ts";
-import { writeFailedError } from "./_peer_errors.ts";
+import { isBacklog, writeFailedError } from "./_peer_errors.ts";
 import type { WriteQueue } from "./_write_queue.ts";
 import { encodeMessage } from "./ndjson_decoder.ts";
 import { JsonRpcErrorCode, RpcError, RpcRemoteError } from "./rpc_error.ts";
@@ -67,11 +67,11 @@ export class ServedRequests {
       this.#report(
         new RpcError(
           "RPC_DUPLICATE_ID",
-          `received request "${method}" with id ${
-            JSON.stringify(id)
+          `received request "${clipText(method)}" with id ${
+            quoteId(id)
           } while a request with that id is still being served; it was ignored. ` +
             `The caller must use a fresh id per request.`,
-          { details: { id, method } },
+          { details: { id, method: clipText(method) } },
         ),
       );
       return;
@@ -81,7 +81,7 @@ export class ServedRequests {
       this.respondError(
         id,
         JsonRpcErrorCode.METHOD_NOT_FOUND,
-        `Method not found: "${method}"`,
+        `Method not found: "${clipText(method)}"`,
       );
       return;
     }
@@ -200,6 +200,8 @@ export class ServedRequests {
   }
 
   readonly #responseWriteFailed = (cause: unknown): void => {
+    // A full write queue is reported once, by the peer, not once per dropped answer.
+    if (isBacklog(cause)) return;
     this.#report(writeFailedError("a response", cause));
   };
 }

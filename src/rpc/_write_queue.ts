@@ -1,4 +1,5 @@
 import { isPromiseLike } from "./_is_promise_like.ts";
+import { RpcError } from "./rpc_error.ts";
 
 /** Writes one encoded message; a returned promise delays the next write until it settles. */
 export type SendFn = (bytes: Uint8Array) => void | Promise<void>;
@@ -9,6 +10,29 @@ interface QueuedWrite {
   readonly reject: (reason: unknown) => void;
 }
 
+/** Default of {@linkcode WriteQueueOptions.maxQueuedBytes}: 64 MiB. */
+export const DEFAULT_MAX_QUEUED_WRITE_BYTES = 64 * 1024 * 1024;
+
+/** Options of {@linkcode WriteQueue}. */
+export interface WriteQueueOptions {
+  /**
+   * The most bytes that may wait for an earlier asynchronous `send` (the message being sent
+   * is not counted; each waiting one counts its length plus
+   * {@linkcode QUEUED_WRITE_OVERHEAD}). A write past it fails the queue: see
+   * {@linkcode WriteQueue.write}.
+   * @default {64 MiB}
+   */
+  readonly maxQueuedBytes?: number;
+  /** Called once, when the queue fails because of the bound (before the writes reject). */
+  readonly onBacklog?: (error: RpcError) => void;
+}
+
+/**
+ * What one queued message costs besides its bytes (its entry, promise and resolvers), counted
+ * against the bound so that a flood of tiny answers cannot hide behind its small payloads.
+ */
+export const QUEUED_WRITE_OVERHEAD = 256;
+
 /** A queue whose consumed front is dropped once it is this long and at least half the array. */
 const QUEUE_COMPACT_AT = 1024;
 
@@ -16,15 +40,39 @@ const QUEUE_COMPACT_AT = 1024;
  * Writes messages through a {@linkcode SendFn} in the order they were given, even when `send`
  * is asynchronous: while a write is pending, later messages wait in a queue. A synchronous
  * `send` costs no promise and no queue entry.
+ *
+ * The queue is bounded in bytes ({@linkcode WriteQueueOptions.maxQueuedBytes}): when the
+ * other side stops reading, a write that would queue more fails the queue for good: every
+ * queued message is dropped (its promise rejects with an `RPC_WRITE_BACKLOG`
+ * {@linkcode RpcError}), `onBacklog` is told once, and every later write rejects with that
+ * error at once.
  */
 export class WriteQueue {
   readonly #send: SendFn;
   #writing = false;
   #queue: (QueuedWrite | undefined)[] = [];
   #queueHead = 0;
+  #queuedBytes = 0;
+  readonly #maxQueuedBytes: number;
+  readonly #onBacklog: ((error: RpcError) => void) | undefined;
+  #failed: RpcError | undefined;
 
-  constructor(send: SendFn) {
+  constructor(send: SendFn, options: WriteQueueOptions = {}) {
     this.#send = send;
+    const max = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_WRITE_BYTES;
+    if (!(max >= 0)) throw new RangeError(`maxQueuedBytes must be >= 0, got ${max}`);
+    this.#maxQueuedBytes = max;
+    this.#onBacklog = options.onBacklog;
+  }
+
+  /** Bytes of the messages waiting in the queue, each with {@linkcode QUEUED_WRITE_OVERHEAD}. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** The `RPC_WRITE_BACKLOG` error once the queue failed, else `undefined`. */
+  get failed(): RpcError | undefined {
+    return this.#failed;
   }
 
   /** Messages waiting for an earlier asynchronous `send` to settle. */
@@ -37,12 +85,46 @@ export class WriteQueue {
    * otherwise the promise settles with this write (callers attach a rejection handler).
    */
   write(bytes: Uint8Array): Promise<void> | undefined {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
     if (this.#writing) {
+      const cost = bytes.length + QUEUED_WRITE_OVERHEAD;
+      if (this.#queuedBytes + cost > this.#maxQueuedBytes) return this.#fail(cost);
       const { promise, resolve, reject } = Promise.withResolvers<void>();
       this.#queue.push({ bytes, resolve, reject });
+      this.#queuedBytes += cost;
       return promise;
     }
     return this.#sendNow(bytes);
+  }
+
+  /** The bound was hit: drops the queue, rejects its writes and every later one. */
+  #fail(more: number): Promise<void> {
+    const error = new RpcError(
+      "RPC_WRITE_BACKLOG",
+      `the other side does not read what is written to it: ${this.size} messages ` +
+        `(${this.#queuedBytes} bytes) are waiting and ${more} more would pass the bound of ` +
+        `${this.#maxQueuedBytes} bytes; the queued messages were dropped and nothing more is sent`,
+      {
+        details: {
+          queuedMessages: this.size,
+          queuedBytes: this.#queuedBytes,
+          maxQueuedBytes: this.#maxQueuedBytes,
+        },
+      },
+    );
+    this.#failed = error;
+    const dropped = this.#queue;
+    const head = this.#queueHead;
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#queuedBytes = 0;
+    try {
+      this.#onBacklog?.(error);
+    } catch {
+      // The reporter's failure must not keep the queue alive.
+    }
+    for (let i = head; i < dropped.length; i++) dropped[i]!.reject(error);
+    return Promise.reject(error);
   }
 
   #sendNow(bytes: Uint8Array): Promise<void> | undefined {
@@ -66,6 +148,7 @@ export class WriteQueue {
     while (this.#queueHead < queue.length) {
       const item = queue[this.#queueHead]!;
       queue[this.#queueHead++] = undefined;
+      this.#queuedBytes -= item.bytes.length + QUEUED_WRITE_OVERHEAD;
       const written = this.#sendNow(item.bytes);
       if (written === undefined) {
         item.resolve();

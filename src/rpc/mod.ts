@@ -27,7 +27,13 @@ export {
   NdjsonDecoder,
   type NdjsonDecoderOptions,
 } from "./ndjson_decoder.ts";
-export { JsonRpcPeer, type JsonRpcPeerOptions, type RequestOptions, type SendFn } from "./peer.ts";
+export {
+  DEFAULT_MAX_QUEUED_WRITE_BYTES,
+  JsonRpcPeer,
+  type JsonRpcPeerOptions,
+  type RequestOptions,
+  type SendFn,
+} from "./peer.ts";
 export type { RpcHandler, RpcHandlerContext, RpcId } from "./rpc_handler.ts";
 export {
   createMemoryPair,

@@ -1,15 +1,16 @@
-import { messageOf, preview, typeOf } from "./_error_text.ts";
+import { clipText, MAX_ID_LENGTH, messageOf, preview, typeOf } from "./_error_text.ts";
 import { isId } from "./_is_id.ts";
 import { isPromiseLike } from "./_is_promise_like.ts";
-import { abortError, writeFailedError } from "./_peer_errors.ts";
+import { abortError, isBacklog, writeFailedError } from "./_peer_errors.ts";
 import { PendingRequest, PendingRequests } from "./_pending_requests.ts";
 import { ServedRequests } from "./_served_requests.ts";
-import { type SendFn, WriteQueue } from "./_write_queue.ts";
+import { DEFAULT_MAX_QUEUED_WRITE_BYTES, type SendFn, WriteQueue } from "./_write_queue.ts";
 import { encodeMessage, NdjsonDecoder } from "./ndjson_decoder.ts";
 import { JsonRpcErrorCode, RpcError } from "./rpc_error.ts";
 import type { RpcHandler, RpcId } from "./rpc_handler.ts";
 
 export type { SendFn } from "./_write_queue.ts";
+export { DEFAULT_MAX_QUEUED_WRITE_BYTES } from "./_write_queue.ts";
 
 /** Options of {@linkcode JsonRpcPeer.request}. */
 export interface RequestOptions {
@@ -38,8 +39,20 @@ export interface JsonRpcPeerOptions {
    */
   readonly maxLineBytes?: number;
   /**
+   * The most bytes of outgoing messages that may wait while an asynchronous `send` is pending
+   * (the other side is slow to read). A message that would queue more fails the peer's
+   * output for good: the queued messages are dropped, an `RPC_WRITE_BACKLOG`
+   * {@linkcode RpcError} is reported to `onProtocolError` (once), requests waiting to be
+   * written and every later one reject with `RPC_CLOSED` (cause: that error), and nothing
+   * more is sent. Whoever owns the connection should then close it (the host kills the
+   * plugin). A synchronous `send` never queues.
+   * @default {64 MiB}
+   */
+  readonly maxQueuedWriteBytes?: number;
+  /**
    * Receives malformed input (framing, JSON, envelope, unknown or duplicate ids), error
-   * responses that name no request, failed writes, and exceptions of `onNotification`.
+   * responses that name no request, failed writes, a full write queue (`RPC_WRITE_BACKLOG`),
+   * and exceptions of `onNotification`.
    * The peer keeps working after each one. Exceptions thrown here are ignored.
    * @default {errors are dropped}
    */
@@ -98,7 +111,10 @@ export class JsonRpcPeer implements AsyncDisposable {
     if (typeof options.send !== "function") {
       throw new TypeError(`JsonRpcPeer needs a send function, got ${typeof options.send}`);
     }
-    this.#writer = new WriteQueue(options.send);
+    this.#writer = new WriteQueue(options.send, {
+      maxQueuedBytes: options.maxQueuedWriteBytes ?? DEFAULT_MAX_QUEUED_WRITE_BYTES,
+      onBacklog: (error) => this.#protocolError(error),
+    });
     this.#decoder = new NdjsonDecoder({ maxLineBytes: options.maxLineBytes });
     this.#onProtocolError = options.onProtocolError;
     this.#onNotification = options.onNotification;
@@ -122,6 +138,11 @@ export class JsonRpcPeer implements AsyncDisposable {
   /** Messages waiting for an earlier asynchronous `send` to settle. */
   get queuedWriteCount(): number {
     return this.#writer.size;
+  }
+
+  /** Bytes of the messages waiting for an earlier asynchronous `send` to settle. */
+  get queuedWriteBytes(): number {
+    return this.#writer.queuedBytes;
   }
 
   /** How many protocol errors were reported so far. */
@@ -249,7 +270,9 @@ export class JsonRpcPeer implements AsyncDisposable {
     }
     const written = this.#writer.write(encodeMessage({ jsonrpc: "2.0", method, params }));
     if (written === undefined) return RESOLVED;
-    written.catch((cause) => this.#report(writeFailedError(`notification "${method}"`, cause)));
+    written.catch((cause) => {
+      if (!isBacklog(cause)) this.#report(writeFailedError(`notification "${method}"`, cause));
+    });
     return written;
   }
 
@@ -334,11 +357,15 @@ export class JsonRpcPeer implements AsyncDisposable {
     if (typeof method !== "string") problem = `"method" must be a string`;
     else if (m.jsonrpc !== "2.0") problem = `"jsonrpc" must be "2.0"`;
     else if (hasId && !isId(id)) problem = `"id" must be a string or a finite number`;
-    else if (params !== undefined && (typeof params !== "object" || params === null)) {
+    else if (typeof id === "string" && id.length > MAX_ID_LENGTH) {
+      problem = `a string "id" must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`;
+    } else if (params !== undefined && (typeof params !== "object" || params === null)) {
       problem = `"params" must be an object or an array`;
     }
     if (problem !== undefined) {
-      const replyId = hasId && isId(id) ? id : null;
+      const replyId = hasId && isId(id) && !(typeof id === "string" && id.length > MAX_ID_LENGTH)
+        ? id
+        : null;
       this.#invalid(`received an invalid request: ${problem}`, line, replyId);
       this.#served.respondError(
         replyId,
@@ -379,8 +406,8 @@ export class JsonRpcPeer implements AsyncDisposable {
     this.#protocolError(
       new RpcError(
         "RPC_INVALID_MESSAGE",
-        `the notification "${method}" could not be handled: ${messageOf(cause)}`,
-        { cause, details: { method } },
+        `the notification "${clipText(method)}" could not be handled: ${messageOf(cause)}`,
+        { cause, details: { method: clipText(method) } },
       ),
     );
   }

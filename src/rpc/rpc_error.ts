@@ -6,6 +6,7 @@ import { PlugsconcError } from "../errors/mod.ts";
  * Framing: `RPC_LINE_TOO_LONG`, `RPC_INVALID_UTF8`, `RPC_TRUNCATED`.
  * Envelope: `RPC_INVALID_JSON`, `RPC_INVALID_MESSAGE`, `RPC_UNKNOWN_ID`, `RPC_DUPLICATE_ID`.
  * Outcome of a request: `RPC_TIMEOUT`, `RPC_CANCELLED`, `RPC_CLOSED`, `RPC_REMOTE`.
+ * Output: `RPC_WRITE_BACKLOG` (the other side stopped reading; the write queue's bound was hit).
  */
 export type RpcErrorCode =
   | "RPC_LINE_TOO_LONG"
@@ -18,7 +19,8 @@ export type RpcErrorCode =
   | "RPC_TIMEOUT"
   | "RPC_CANCELLED"
   | "RPC_CLOSED"
-  | "RPC_REMOTE";
+  | "RPC_REMOTE"
+  | "RPC_WRITE_BACKLOG";
 
 /**
  * The numeric error codes JSON-RPC 2.0 reserves, plus `REQUEST_CANCELLED` (LSP's `-32800`).

@@ -172,6 +172,12 @@ export class LogBudget implements Disposable {
     return true;
   }
 
+  /** The bytes the byte bucket holds now (refilled first; negative while in debt). */
+  availableBytes(): number {
+    this.ready();
+    return this.#bytes;
+  }
+
   /** Whether {@link LogBudget.take} would let a record through now (takes nothing). */
   ready(): boolean {
     const now = this.#clock.now();

@@ -420,6 +420,19 @@ export class PluginProcess implements AsyncDisposable {
       void this.kill(reason);
       return;
     }
+    if (error.code === "RPC_WRITE_BACKLOG") {
+      // It stopped reading its stdin while the host still had things to tell it (answers to
+      // its requests, say): the queue is dropped and the process goes, as with a long line.
+      const reason = new PluginProtocolError(
+        this.#options.name,
+        `it does not read its stdin: ${error.details.queuedBytes} bytes of messages to it were ` +
+          `waiting (the bound is ${error.details.maxQueuedBytes} bytes)`,
+        { cause: error },
+      );
+      this.#plugLog.onProtocolFatal(reason.message);
+      void this.kill(reason);
+      return;
+    }
     if (
       error.code === "RPC_INVALID_JSON" || error.code === "RPC_INVALID_UTF8" ||
       error.code === "RPC_INVALID_MESSAGE"
