@@ -13,6 +13,13 @@ export interface CommandFileOptions {
    * command must still be the same file (device and inode), and one not in it is refused.
    */
   readonly pins?: readonly ResolvedCommand[];
+  /**
+   * The request gives the child input on stdin and that needs the operator's word: under
+   * strict, what a plugin writes to an interpreter's stdin is a script, so only a command the
+   * operator lists (`pin.listed`) may take it.
+   * @default false
+   */
+  readonly stdin?: boolean;
 }
 
 /** The file to execute, or why the host refuses to run `command`. */
@@ -92,6 +99,13 @@ export async function commandFile(
           "host checked when the plugin started; restart the plugin to check it again",
       };
     }
+  }
+  if (options.stdin && pin?.listed !== true) {
+    return {
+      refused: `plugin ${options.plugin} may not give ${command} input on stdin: under ` +
+        "security.policy strict only commands the host operator lists under " +
+        "security.process.allow take plugin-chosen input (an interpreter runs it as code)",
+    };
   }
   return { path: real, pin };
 }

@@ -2,6 +2,7 @@ import { getLogger } from "@logtape/logtape";
 import type { RpcHandler, RpcHandlerContext } from "../rpc/mod.ts";
 import type { ChildInfo, ProcessResult } from "../sdk/host_client.ts";
 import { Collector } from "./_output_collector.ts";
+import { ProcessGroups } from "./_process_groups.ts";
 import { RefusalLog } from "./_refusal_log.ts";
 import { commandFile } from "./command_file.ts";
 import { describe, fitArgs, shortArg } from "./process_args.ts";
@@ -57,7 +58,7 @@ export class ProcessService implements AsyncDisposable {
   readonly #o: ProcessServiceOptions;
   readonly #children = new Map<number, Child>();
   /** The process groups of running children (processGroups). */
-  readonly #groups = new Set<number>();
+  readonly #groups = new ProcessGroups();
   readonly #starting = new Set<Promise<unknown>>();
   readonly #maxChildren: number;
   readonly #maxRequests: number;
@@ -343,28 +344,18 @@ export class ProcessService implements AsyncDisposable {
       plugin: this.#o.plugin,
       forbiddenRoots: this.#o.forbiddenRoots ?? [this.#o.cwd, this.#dataDir],
       pins: this.#o.commands,
+      stdin: stdin !== undefined && this.#o.stdinNeedsListing === true,
     });
     if ("refused" in file) this.#refuse(file.refused, { command: shortArg(command) });
-    if (stdin !== undefined && this.#o.stdinNeedsListing && file.pin?.listed !== true) {
-      // Input the plugin chooses is a script to an interpreter that reads one from stdin.
-      this.#refuse(
-        `plugin ${this.#o.plugin} may not give ${command} input on stdin: under ` +
-          "security.policy strict only commands the host operator lists under " +
-          "security.process.allow take plugin-chosen input (an interpreter runs it as code)",
-        { command: shortArg(command) },
-      );
-    }
     // A new empty folder per child: what one child writes there cannot steer the next.
     const home = this.#o.freshWorkdir
       ? await Deno.makeTempDir({ dir: this.#o.cwd, prefix: "child-" })
       : this.#o.cwd;
+    const removeHome = () =>
+      home === this.#o.cwd ? undefined : Deno.remove(home, { recursive: true }).catch(() => {});
     // close() or a cancel may have come while we awaited: start nothing then.
-    try {
-      this.#throwIfGone(signal, command, details);
-    } catch (e) {
-      if (home !== this.#o.cwd) await Deno.remove(home, { recursive: true }).catch(() => {});
-      throw e;
-    }
+    if (this.#closed || signal.aborted) await removeHome();
+    this.#throwIfGone(signal, command, details);
     // The resolved file: a symlink retargeted after the check cannot change what runs.
     const [bin, ...pre] = [...(this.#o.prefix ?? []), file.path];
     let proc: Deno.ChildProcess;
@@ -379,7 +370,7 @@ export class ProcessService implements AsyncDisposable {
         stderr: "piped",
       }).spawn();
     } catch (cause) {
-      if (home !== this.#o.cwd) await Deno.remove(home, { recursive: true }).catch(() => {});
+      await removeHome();
       throw new ProcessServiceError(
         "PROCESS_SPAWN_FAILED",
         `cannot run ${command} for plugin ${this.#o.plugin}: ${(cause as Error).message}`,
@@ -406,7 +397,7 @@ export class ProcessService implements AsyncDisposable {
       done: proc.status.then(async (status) => {
         // What the child left running in its group ends with it. Now, while those members keep
         // the group's number taken: later, it could name another program's group.
-        this.#killGroup(proc.pid);
+        this.#groups.kill(proc.pid);
         this.#groups.delete(proc.pid);
         child.running = false;
         // A process outside the group can keep the pipes open: do not wait for it.
@@ -418,7 +409,7 @@ export class ProcessService implements AsyncDisposable {
         clearTimeout(timer);
         out.cancel();
         err.cancel();
-        if (home !== this.#o.cwd) await Deno.remove(home, { recursive: true }).catch(() => {});
+        await removeHome();
         const result: ProcessResult = {
           id: child.id,
           pid: proc.pid,
@@ -468,32 +459,9 @@ export class ProcessService implements AsyncDisposable {
     );
   }
 
-  /** SIGKILLs what is left of a child's process group, if it has one. */
-  #killGroup(pid: number): void {
-    if (!this.#groups.has(pid)) return;
-    try {
-      Deno.kill(-pid, "SIGKILL");
-    } catch { /* the group is empty */ }
-  }
-
   /** Sends `signal` to a running child (its process group with processGroups). */
   #signal(child: Child, signal: Deno.Signal): boolean {
-    if (!child.running) return false;
-    if (this.#groups.has(child.pid)) {
-      try {
-        Deno.kill(-child.pid, signal);
-        return true;
-      } catch {
-        // Just spawned, setsid has not made the group yet: signal the child itself (not yet
-        // reaped, so its pid is still its own).
-      }
-    }
-    try {
-      child.proc.kill(signal);
-      return true;
-    } catch {
-      return false;
-    }
+    return child.running && this.#groups.signal(child.pid, child.proc, signal);
   }
 
   /**
@@ -506,7 +474,7 @@ export class ProcessService implements AsyncDisposable {
     await Promise.allSettled([...this.#starting]);
     const children = [...this.#children.values()];
     for (const c of children) this.#signal(c, "SIGKILL");
-    for (const pid of this.#groups) this.#killGroup(pid);
+    this.#groups.killAll();
     await Promise.allSettled(children.map((c) => c.done));
     this.#children.clear();
   }
