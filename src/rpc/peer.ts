@@ -130,6 +130,11 @@ export class JsonRpcPeer implements AsyncDisposable {
     return this.#pending.size;
   }
 
+  /** Whether a request of ours with this `id` is waiting for its response (reads only). */
+  isPending(id: number): boolean {
+    return this.#pending.has(id);
+  }
+
   /** Incoming requests whose handler has not finished yet. */
   get inFlightCount(): number {
     return this.#served.size;

@@ -1,6 +1,10 @@
 import type { LogBudget } from "./log_budget.ts";
 
 const LF = 0x0a;
+const MINUS = 0x2d;
+const COMMA = 0x2c;
+const ZERO = 0x30;
+const NINE = 0x39;
 const encoder = new TextEncoder();
 /**
  * How the SDK begins every response and every request it writes (`JSON.stringify` keeps the
@@ -10,67 +14,138 @@ const ID_PREFIX = encoder.encode('{"jsonrpc":"2.0","id":');
 /** How the SDK begins every `$/log` line. */
 const LOG_PREFIX = encoder.encode('{"jsonrpc":"2.0","method":"$/log","params":');
 const PREFIXES = [LOG_PREFIX, ID_PREFIX];
+/** The keys after the id (and its comma) that make a line in the id form a response. */
+const RESULT_KEY = encoder.encode('"result":');
+const ERROR_KEY = encoder.encode('"error":');
+/** The most digits an id may have (the SDK numbers its requests from 1). */
+const MAX_ID_DIGITS = 16;
+/** The most bytes held back at a line start while it is classified (prefix, id, comma, key). */
+const MAX_HELD = ID_PREFIX.length + 1 + MAX_ID_DIGITS + 1 + RESULT_KEY.length;
 /** The least a line not in the SDK's forms may have before it is cut, whatever the budget holds. */
 const MIN_ALLOWANCE = 64 * 1024;
+/**
+ * How long a line in the id form that is not a response the host waits for (a request or
+ * notification of the plugin's, a response to an id not pending) may be and pass uncharged.
+ */
+const ID_FREE_BYTES = 64 * 1024;
 /** Ends a line cut short, so that the decoder sees (and reports) a line that is not JSON. */
 const NEWLINE = Uint8Array.of(LF);
 
 /** What the gate does with the rest of the current line. */
 type Mode =
-  /** At a line start, comparing it with the prefixes (the matched bytes are held back). */
+  /** At a line start, classifying it (the bytes read so far are held back). */
   | "scan"
-  /** Forwarding it, uncharged (an SDK response or request, or a `$/log` line the budget takes). */
+  /** Forwarding it, uncharged (a response the host waits for, or a `$/log` line the budget takes). */
   | "pass"
-  /** Forwarding it and counting its bytes, charged to the byte budget when it ends. */
+  /**
+   * Forwarding it and counting its bytes, charged to the byte budget when it ends (unless it
+   * ends within `#free` bytes); cut past `#allowance`.
+   */
   | "charge"
   /** Dropping it (the budget refused it), counting its bytes. */
   | "drop";
+
+/** What a line start was classified as. */
+type Kind =
+  /** `$/log` in the SDK's form. */
+  | "log"
+  /** In the id form, with a numeric id and `result` or `error` next. */
+  | "response"
+  /** In the id form, with a numeric id but no `result` or `error` next (e.g. a request). */
+  | "id"
+  /** Anything else. */
+  | "other";
+
+/** Where the classification of a line start is. */
+type Phase =
+  /** Comparing with the prefixes. */
+  | "prefix"
+  /** After the id prefix: reading the id (`-?` and digits) up to its comma. */
+  | "id"
+  /** After the id's comma: comparing with `"result":` and `"error":`. */
+  | "key";
 
 /**
  * Sits between a plugin's stdout and the JSON-RPC decoder, and keeps what a plugin writes
  * there from costing the host more than its {@link LogBudget} allows, before any line is
  * decoded or parsed. Each line is classified by how it begins:
  *
- * - `{"jsonrpc":"2.0","id":` (how the SDK writes every response and request): passes,
- *   uncharged. What the host does with it is bounded elsewhere (line length, write queue).
+ * - `{"jsonrpc":"2.0","id":` (how the SDK writes every response and request), a numeric id
+ *   (an optional `-` and at most 16 digits, no leading zero), then `,"result":` or
+ *   `,"error":`, for an id the host is waiting for (`isPending`): a response to a request of
+ *   the host's; passes uncharged, whatever its size (bounded elsewhere: line length).
+ * - the same form with a numeric id but anything else next (a request or notification of the
+ *   plugin's, `,"method":`) or a response to an id the host is not waiting for: passes
+ *   uncharged if it is at most 64 KiB long (with its newline), whatever the budget, so that a
+ *   plugin over its log budget can still call the host. Past 64 KiB it is handled like the
+ *   other lines below, decided when it crosses 64 KiB: charged to the byte budget when it ends
+ *   and cut past what the budget holds (at least 64 KiB); while the budget is spent it is cut
+ *   at 64 KiB. The decoder gets at most 64 KiB of it then, and reports it as not JSON.
  * - `{"jsonrpc":"2.0","method":"$/log","params":` (the SDK's `$/log`): passes while the budget
  *   takes records (the record is budgeted after parsing), else is dropped whole.
- * - anything else (other notifications such as `$/ready`, other key orders, garbage, empty
- *   lines): while the budget is ready it passes and its byte length is charged to the byte
- *   budget when it ends; otherwise it is dropped unparsed (and counted as a dropped record).
- *   Such a line may be at most as long as the byte budget holds when it starts (at least
- *   64 KiB; the budget holds at most its burst, 2 s of `bytes_per_s`): past that it is cut, a
- *   newline ends what was forwarded (the decoder reports it as not JSON) and the rest is
- *   dropped. The stream's first line always passes whole (charged), so that `$/ready` gets
- *   through even when a restarted plugin finds its shared budget spent.
+ * - anything else (other notifications such as `$/ready`, other key orders, ids that are not
+ *   numbers, garbage, empty lines): while the budget is ready it passes and its byte length is
+ *   charged to the byte budget when it ends; otherwise it is dropped unparsed (and counted as a
+ *   dropped record). Such a line may be at most as long as the byte budget holds when it
+ *   starts (at least 64 KiB; the budget holds at most its burst, 2 s of `bytes_per_s`): past
+ *   that it is cut, a newline ends what was forwarded (the decoder reports it as not JSON) and
+ *   the rest is dropped. The stream's first line always passes whole (charged, unless it is
+ *   in the id form), so that `$/ready` gets through even when a restarted plugin finds its
+ *   shared budget spent.
  *
  * So a plugin that does not use the SDK's encoding loses its other lines, its responses and
- * requests too, while it is over its log budget, and its lines longer than what is left of it. A plugin sending megabyte lines over its
- * budget costs the host a scan for the next newline instead of a string and an object per
- * line (and the GC the time to free them). The bytes it forwards are views of the chunk it
- * got; nothing is copied.
+ * requests too, while it is over its log budget, and its lines longer than what is left of it.
+ * One that uses it can make the host parse, without a budget, only responses to the host's own
+ * pending requests, and its other lines up to 64 KiB each. A plugin sending megabyte lines
+ * over its budget costs the host a scan for the next newline instead of a string and an object
+ * per line (and the GC the time to free them). At most {@link MAX_HELD} bytes of a line start
+ * are held back while it is classified; the bytes it forwards are views of the chunk it got
+ * (held bytes that came with an earlier chunk are copied once).
  */
 export class LogGate {
   readonly #budget: LogBudget;
   readonly #forward: (bytes: Uint8Array) => void;
-  /** At a line start: how many bytes of `#prefix` matched so far (held, not forwarded yet). */
+  readonly #isPending: (id: number) => boolean;
+  /** At a line start: how many bytes of it were read so far (held, not forwarded yet). */
   #matched = 0;
+  #phase: Phase = "prefix";
   #prefix: Uint8Array = LOG_PREFIX;
+  /** The held bytes that came with earlier chunks (the first `#savedLength` of the line). */
+  readonly #saved = new Uint8Array(MAX_HELD);
+  #savedLength = 0;
+  #idNegative = false;
+  #idDigits = 0;
+  #id = 0;
+  #key: Uint8Array = RESULT_KEY;
+  #keyMatched = 0;
   #mode: Mode = "scan";
   /** Bytes of the current line counted so far (`charge` and `drop`). */
   #lineBytes = 0;
   /** How many bytes the current `charge` line may have before it is cut. */
   #allowance = Infinity;
+  /** A `charge` line that ends within this many bytes is not charged (the id form). */
+  #free = 0;
+  /** The current line is in the id form and its allowance is decided when it passes `#free`. */
+  #late = false;
   #firstLine = true;
   #cutLines = 0;
   #droppedLines = 0;
   #droppedOtherLines = 0;
   #chargedLines = 0;
 
-  /** @param forward receives the bytes that pass (the decoder's `receive`) */
-  constructor(budget: LogBudget, forward: (bytes: Uint8Array) => void) {
+  /**
+   * @param forward receives the bytes that pass (the decoder's `receive`)
+   * @param isPending whether the host waits for the response to the request with this id (the
+   *   peer's `isPending`); without it, no id is
+   */
+  constructor(
+    budget: LogBudget,
+    forward: (bytes: Uint8Array) => void,
+    isPending: (id: number) => boolean = () => false,
+  ) {
     this.#budget = budget;
     this.#forward = forward;
+    this.#isPending = isPending;
   }
 
   /** Lines dropped here so far, `$/log` and other. */
@@ -102,6 +177,13 @@ export class LogGate {
       if (this.#mode !== "scan") {
         const lf = chunk.indexOf(LF, pos);
         const stop = lf < 0 ? end : lf + 1;
+        if (this.#late && this.#lineBytes + (stop - pos) > this.#free) {
+          // A line in the id form too long to pass uncharged: the budget decides what it may have.
+          this.#late = false;
+          if (this.#budget.ready()) {
+            this.#allowance = Math.max(MIN_ALLOWANCE, this.#budget.availableBytes());
+          }
+        }
         if (this.#mode === "charge" && this.#lineBytes + (stop - pos) > this.#allowance) {
           // Too long for what the budget held: forward up to the allowance, end it, drop the rest.
           const keep = Math.max(0, this.#allowance - this.#lineBytes);
@@ -122,35 +204,55 @@ export class LogGate {
         if (lf >= 0) this.#endLine();
         continue;
       }
-      // At a line start: compare with the prefixes, holding the matched bytes back.
+      // At a line start: classify it, holding the bytes read back.
       if (this.#matched === 0 && pos > from) {
         this.#forward(chunk.subarray(from, pos));
         from = pos;
       }
-      while (pos < end && this.#matched < this.#prefix.length) {
-        const byte = chunk[pos]!;
-        if (this.#prefix[this.#matched] !== byte && !this.#switchPrefix(byte)) break;
+      let complete = false;
+      while (pos < end) {
+        if (!this.#accept(chunk[pos]!)) break;
         pos++;
         this.#matched++;
+        complete = (this.#phase === "prefix" && this.#matched === LOG_PREFIX.length) ||
+          (this.#phase === "key" && this.#keyMatched === this.#key.length);
+        if (complete) break;
       }
-      if (pos === end && this.#matched < this.#prefix.length) break; // the rest comes later
+      if (pos === end && !complete) {
+        // The rest comes later: keep what came with this chunk.
+        this.#saved.set(chunk.subarray(from, end), this.#savedLength);
+        this.#savedLength += end - from;
+        break;
+      }
       const held = this.#matched;
-      const prefix = this.#prefix;
+      const kind = this.#classify(complete);
+      const saved = this.#savedLength;
       this.#matched = 0;
+      this.#savedLength = 0;
+      this.#phase = "prefix";
       this.#prefix = LOG_PREFIX;
-      const whole = held === prefix.length;
       const first = this.#firstLine;
       this.#firstLine = false;
       this.#allowance = Infinity;
-      if (whole && prefix === ID_PREFIX) this.#mode = "pass";
-      else if (first || this.#budget.ready()) {
-        this.#mode = whole ? "pass" : "charge";
-        if (!whole && !first) {
+      this.#free = 0;
+      this.#late = false;
+      if (kind === "response") this.#mode = "pass";
+      else if (kind === "id") {
+        // Passes uncharged up to `ID_FREE_BYTES`; past that, the budget decides (`#late`).
+        this.#mode = "charge";
+        this.#free = ID_FREE_BYTES;
+        if (!first) {
+          this.#allowance = ID_FREE_BYTES;
+          this.#late = true;
+        }
+      } else if (first || this.#budget.ready()) {
+        this.#mode = kind === "log" ? "pass" : "charge";
+        if (kind !== "log" && !first) {
           this.#allowance = Math.max(MIN_ALLOWANCE, this.#budget.availableBytes());
         }
       } else {
         // A `$/log` line that passes is budgeted after parsing; any other is charged here.
-        if (!whole) this.#droppedOtherLines++;
+        if (kind !== "log") this.#droppedOtherLines++;
         this.#mode = "drop";
       }
       this.#lineBytes = held;
@@ -158,14 +260,83 @@ export class LogGate {
         from = pos;
         continue;
       }
-      if (held > pos - from) {
-        // Part of the prefix came with earlier chunks: forward it from the constant.
-        this.#forward(prefix.subarray(0, held - (pos - from)));
-      }
+      // Part of the line start came with earlier chunks: forward it from where it was kept.
+      if (saved > 0) this.#forward(this.#saved.slice(0, saved));
     }
-    // What is left since `from` is passed bytes, unless it is a held prefix or dropped.
+    // What is left since `from` is passed bytes, unless it is a held line start or dropped.
     if (this.#mode !== "drop" && this.#matched === 0 && from < end) {
       this.#forward(chunk.subarray(from, end));
+    }
+  }
+
+  /**
+   * Ends the stream: forwards a line start still held back (at most {@link MAX_HELD} bytes,
+   * which the decoder then reports as a truncated line, unparsed). Call it before the decoder's
+   * own end.
+   */
+  end(): void {
+    if (this.#mode === "scan" && this.#savedLength > 0) {
+      this.#forward(this.#saved.slice(0, this.#savedLength));
+    }
+    this.#matched = 0;
+    this.#savedLength = 0;
+    this.#phase = "prefix";
+    this.#prefix = LOG_PREFIX;
+  }
+
+  /** Reads the next byte of a line start: whether it goes on with the form being matched. */
+  #accept(byte: number): boolean {
+    switch (this.#phase) {
+      case "prefix":
+        if (this.#prefix[this.#matched] !== byte && !this.#switchPrefix(byte)) return false;
+        if (this.#prefix === ID_PREFIX && this.#matched + 1 === ID_PREFIX.length) {
+          this.#phase = "id";
+          this.#idNegative = false;
+          this.#idDigits = 0;
+          this.#id = 0;
+        }
+        return true;
+      case "id":
+        if (byte >= ZERO && byte <= NINE) {
+          // At most MAX_ID_DIGITS digits, and no leading zero (JSON has none).
+          if (this.#idDigits === MAX_ID_DIGITS || (this.#idDigits > 0 && this.#id === 0)) {
+            return false;
+          }
+          this.#idDigits++;
+          this.#id = this.#id * 10 + (byte - ZERO);
+          return true;
+        }
+        if (byte === MINUS && this.#idDigits === 0 && !this.#idNegative) {
+          this.#idNegative = true;
+          return true;
+        }
+        if (byte === COMMA && this.#idDigits > 0) {
+          this.#phase = "key";
+          this.#key = RESULT_KEY;
+          this.#keyMatched = 0;
+          return true;
+        }
+        return false;
+      case "key":
+        if (this.#keyMatched === 1 && byte === ERROR_KEY[1]) this.#key = ERROR_KEY;
+        if (this.#key[this.#keyMatched] !== byte) return false;
+        this.#keyMatched++;
+        return true;
+    }
+  }
+
+  /** What the line start read is (`complete`: it matched a form to its end). */
+  #classify(complete: boolean): Kind {
+    switch (this.#phase) {
+      case "prefix":
+        return complete ? "log" : "other";
+      case "id":
+        return "other"; // not a number the SDK would write
+      case "key": {
+        if (!complete) return "id";
+        const id = this.#idNegative ? -this.#id : this.#id;
+        return Number.isSafeInteger(id) && this.#isPending(id) ? "response" : "id";
+      }
     }
   }
 
@@ -192,12 +363,14 @@ export class LogGate {
     } else if (this.#mode === "drop") {
       this.#droppedLines++;
       this.#budget.drop(this.#lineBytes);
-    } else if (this.#mode === "charge") {
+    } else if (this.#mode === "charge" && this.#lineBytes > this.#free) {
       this.#chargedLines++;
       this.#budget.spend(this.#lineBytes);
     }
     this.#lineBytes = 0;
     this.#allowance = Infinity;
+    this.#free = 0;
+    this.#late = false;
     this.#mode = "scan";
   }
 }

@@ -19,7 +19,6 @@ const log = (i: number, size = 10) =>
   JSON.stringify({ jsonrpc: "2.0", method: "$/log", params: { message: "m".repeat(size), i } });
 const READY = '{"jsonrpc":"2.0","method":"$/ready","params":{"protocol":1}}';
 const LOG_PREFIX = '{"jsonrpc":"2.0","method":"$/log","params":';
-const ID_PREFIX = '{"jsonrpc":"2.0","id":';
 /** Lines of every kind; the first (`$/ready`) always passes. */
 const LINES = [
   READY,
@@ -30,7 +29,14 @@ const LINES = [
   "", // an empty line: other
   '{"method":"$/log","jsonrpc":"2.0","params":{}}', // another key order: other
   '{"jsonrpc":"2.0","method":"$/log","params"', // the prefix, cut short, then the line ends
-  JSON.stringify({ jsonrpc: "2.0", id: "x", method: "host/kv.get", params: {} }), // SDK request
+  JSON.stringify({ jsonrpc: "2.0", id: 4, method: "host/kv.get", params: {} }), // SDK request
+  JSON.stringify({ jsonrpc: "2.0", id: "x", method: "host/kv.get", params: {} }), // string id: other
+  '{"jsonrpc":"2.0","id":01,"result":1}', // a leading zero: other
+  '{"jsonrpc":"2.0","id":12345678901234567,"result":1}', // 17 digits: other
+  '{"jsonrpc":"2.0","id":-,"result":1}', // no digits: other
+  '{"jsonrpc":"2.0","id":5}', // no comma after the id: other
+  '{"jsonrpc":"2.0","id":-6,"resul', // the id form, a response cut short: passes (short)
+  '{"jsonrpc":"2.0","id":1234567890123456,"error":{}}', // 16 digits: passes (short)
   '{"jsonrpc":"2.0","i', // the id prefix, cut short: other
   '{"id":2,"jsonrpc":"2.0","result":1}', // a response in another key order: other
   log(3),
@@ -38,7 +44,9 @@ const LINES = [
   "x".repeat(100), // garbage: other
 ];
 const INPUT = enc.encode(LINES.join("\n") + "\n" + log(4, 50)); // the last line is unfinished
-const isOther = (l: string) => !l.startsWith(LOG_PREFIX) && !l.startsWith(ID_PREFIX);
+/** The id form: the id prefix, a number the SDK could write, a comma. */
+const isIdForm = (l: string) => /^\{"jsonrpc":"2\.0","id":-?(0|[1-9][0-9]{0,15}),/.test(l);
+const isOther = (l: string) => !l.startsWith(LOG_PREFIX) && !isIdForm(l);
 const OTHERS = LINES.slice(1).filter(isOther);
 const LOGS = LINES.filter((l) => l.startsWith(LOG_PREFIX));
 
@@ -80,7 +88,7 @@ Deno.test("LogGate forwards everything, unchanged, while the budget takes record
 });
 
 Deno.test("LogGate, budget spent: drops $/log and other lines whole, passes SDK responses and requests and the first line, whatever the chunks", () => {
-  const kept = LINES.filter((l, i) => i === 0 || l.startsWith(ID_PREFIX)).map((l) => l + "\n")
+  const kept = LINES.filter((l, i) => i === 0 || isIdForm(l)).map((l) => l + "\n")
     .join("");
   for (const cuts of splits(INPUT)) {
     const out: Uint8Array[] = [];
@@ -174,5 +182,169 @@ Deno.test("LogGate cuts an other line longer than the budget holds: the decoder 
     assert.equal(got, expected);
     assert.equal(gate.cutLines, 1);
     assert.equal(b.stats.droppedBytes, long.length + 1 - allowance);
+  }
+});
+
+/** Cuts near each of `points`: one cut and two adjacent cuts at each position within `radius`. */
+function splitsNear(input: Uint8Array, points: number[], radius: number): number[][] {
+  const all: number[][] = [[]];
+  for (const p of points) {
+    for (let a = Math.max(0, p - radius); a <= Math.min(input.length, p + radius); a++) {
+      all.push([a], [a, Math.min(input.length, a + 1)]);
+    }
+  }
+  return all;
+}
+
+/** A line in the id form of `bytes` bytes (without its newline), nested like the review's. */
+function idLine(head: string, bytes: number): string {
+  const start = head + "[";
+  const body = "[{}],".repeat(Math.ceil((bytes - start.length - 3) / 5));
+  return (start + body).slice(0, bytes - 3) + "0]}";
+}
+
+/** A budget that holds 1000 bytes (or none: `spent`), and takes records unless `spent`. */
+function smallBudget(spent: boolean): LogBudget {
+  const b = new LogBudget("p", {
+    recordsPerS: 1000,
+    bytesPerS: 1000,
+    maxRecordBytes: 100,
+    clock,
+    logger: quiet,
+  });
+  if (spent) { while (b.take()); }
+  return b;
+}
+
+const KIB = 1024;
+
+Deno.test("LogGate passes a response to a pending id whole and uncharged, whatever its size and the chunks", () => {
+  const response = idLine('{"jsonrpc":"2.0","id":42,"result":', 1 << 20);
+  const error = idLine('{"jsonrpc":"2.0","id":-7,"error":', 100 * KIB);
+  const request = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "host/process.exec" });
+  const input = enc.encode([READY, response, error, request, ""].join("\n"));
+  const r = READY.length + 1;
+  const e = r + response.length + 1;
+  const asked: number[] = [];
+  for (const spent of [true, false]) {
+    for (const cuts of splitsNear(input, [r + 20, r + 64 * KIB, e + 20, e + 64 * KIB], 24)) {
+      const out: Uint8Array[] = [];
+      const b = smallBudget(spent);
+      const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), (id) => {
+        asked.push(id);
+        return id === 42 || id === -7;
+      });
+      const got = run(gate, input, cuts, out);
+      assert.ok(got === dec.decode(input), `spent ${spent} cuts ${cuts}: ${got.length}`);
+      assert.equal(gate.cutLines, 0);
+      assert.equal(gate.droppedLines, 0);
+      assert.equal(gate.chargedLines, 1); // $/ready
+      assert.equal(b.stats.passedBytes, READY.length + 1);
+    }
+  }
+  assert.deepEqual([...new Set(asked)].sort(), [-7, 42]); // requests are not asked about
+});
+
+Deno.test("LogGate charges, cuts and drops a response to an id not pending, and a request, past 64 KiB", () => {
+  const heads = [
+    '{"jsonrpc":"2.0","id":42,"result":', // not pending
+    '{"jsonrpc":"2.0","id":7,"error":', // pending, but only as a request of the plugin's would be
+    '{"jsonrpc":"2.0","id":7,"method":"nope","params":', // a request
+  ];
+  for (const head of heads) {
+    const long = idLine(head, 200 * KIB);
+    const short = JSON.stringify({ jsonrpc: "2.0", id: 3, method: "host/process.exec" });
+    const input = enc.encode([READY, long, short, ""].join("\n"));
+    const l = READY.length + 1;
+    for (const cuts of splitsNear(input, [l + 20, l + 64 * KIB, l + long.length], 8)) {
+      const isPending = (id: number) => head.includes('"method"') && id === 7;
+      // The budget holds 1000 bytes (spent or not): cut at 64 KiB, the least allowance.
+      for (const spent of [true, false]) {
+        const out: Uint8Array[] = [];
+        const b = smallBudget(spent);
+        const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), isPending);
+        const got = run(gate, input, cuts, out);
+        const expected = READY + "\n" + long.slice(0, 64 * KIB) + "\n" + short + "\n";
+        assert.ok(got === expected, `${head} spent ${spent} cuts ${cuts}: ${got.length}`);
+        assert.equal(gate.cutLines, 1);
+        assert.equal(gate.droppedLines, 1);
+        assert.equal(b.stats.passedBytes, READY.length + 1 + 64 * KIB); // short: uncharged
+        assert.equal(b.stats.droppedBytes, long.length + 1 - 64 * KIB);
+      }
+      // A budget that holds 1 MiB takes it whole, charged.
+      const out: Uint8Array[] = [];
+      const b = freshBudget();
+      const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), isPending);
+      assert.ok(run(gate, input, cuts, out) === dec.decode(input), `${head} cuts ${cuts}`);
+      assert.equal(gate.cutLines, 0);
+      assert.equal(gate.chargedLines, 2);
+      assert.equal(b.stats.passedBytes, READY.length + 1 + long.length + 1);
+    }
+  }
+});
+
+Deno.test("LogGate passes lines in the id form of up to 64 KiB uncharged while the budget is spent", () => {
+  const exact = idLine('{"jsonrpc":"2.0","id":9,"method":"x","params":', 64 * KIB - 1);
+  const over = idLine('{"jsonrpc":"2.0","id":9,"method":"x","params":', 64 * KIB);
+  const lines = [
+    READY,
+    JSON.stringify({ jsonrpc: "2.0", id: 1, method: "host/process.exec", params: { cmd: "x" } }),
+    JSON.stringify({ jsonrpc: "2.0", id: 2, result: "late" }), // an id not pending, short
+    exact, // 64 KiB with its newline
+    log(1),
+    over, // one byte more: cut
+    JSON.stringify({ jsonrpc: "2.0", id: 3, method: "host/kv.get", params: {} }),
+  ];
+  const input = enc.encode(lines.join("\n") + "\n");
+  const o = lines.slice(0, 5).join("\n").length + 1;
+  for (const cuts of splitsNear(input, [READY.length + 30, o - 1, o + 64 * KIB], 30)) {
+    const out: Uint8Array[] = [];
+    const b = budget(true);
+    const gate = new LogGate(b, (bytes) => out.push(bytes.slice()));
+    const expected = [...lines.slice(0, 4), over.slice(0, 64 * KIB), lines[6], ""].join("\n");
+    assert.ok(run(gate, input, cuts, out) === expected, `cuts ${cuts}`);
+    assert.equal(gate.droppedLines, 2); // the $/log line, and the cut one
+    assert.equal(gate.cutLines, 1);
+  }
+});
+
+Deno.test("LogGate holds back at most a few dozen bytes of a line start", () => {
+  const lines = [
+    READY,
+    '{"jsonrpc":"2.0","id":-1234567890123456,"error":{"code":1,"message":"x"}}',
+    '{"jsonrpc":"2.0","id":-1234567890123456,"result":' + "1".repeat(200) + "}",
+    log(1, 200),
+  ];
+  const input = enc.encode(lines.join("\n") + "\n");
+  const out: Uint8Array[] = [];
+  const gate = new LogGate(freshBudget(), (bytes) => out.push(bytes.slice()), () => true);
+  let forwarded = 0;
+  let most = 0;
+  for (let i = 0; i < input.length; i++) {
+    gate.push(input.subarray(i, i + 1));
+    forwarded = out.reduce((n, x) => n + x.length, 0);
+    most = Math.max(most, i + 1 - forwarded);
+  }
+  assert.equal(forwarded, input.length);
+  // The id prefix, `-`, 16 digits, the comma and `"result"` (its `:` decides, and is forwarded).
+  assert.equal(most, 48);
+});
+
+Deno.test("LogGate.end forwards a line start it still holds, so the decoder reports it truncated", () => {
+  for (
+    const tail of [
+      '{"jsonrpc":"2.0","id":',
+      '{"jsonrpc":"2.0","id":12,"res',
+      '{"jsonrpc":"2.0","me',
+    ]
+  ) {
+    const input = enc.encode(READY + "\n" + tail);
+    for (const cuts of splits(input)) {
+      const out: Uint8Array[] = [];
+      const gate = new LogGate(budget(true), (bytes) => out.push(bytes.slice()), () => true);
+      run(gate, input, cuts, out);
+      gate.end();
+      assert.equal(out.map((x) => dec.decode(x)).join(""), READY + "\n" + tail, `cuts ${cuts}`);
+    }
   }
 });

@@ -446,7 +446,12 @@ export class PluginProcess implements AsyncDisposable {
     // Into one reused buffer (the decoder copies what it keeps): a plugin writing at pipe speed
     // must not make the host allocate a new chunk per read and wait for the GC to free it.
     const reader = this.#child.stdout.getReader({ mode: "byob" });
-    const gate = new LogGate(this.#plugLog.budget, (bytes) => this.#peer.receive(bytes));
+    const peer = this.#peer;
+    const gate = new LogGate(
+      this.#plugLog.budget,
+      (bytes) => peer.receive(bytes),
+      (id) => peer.isPending(id),
+    );
     let buf = new Uint8Array(PIPE_CHUNK);
     try {
       for (;;) {
@@ -458,6 +463,7 @@ export class PluginProcess implements AsyncDisposable {
     } catch {
       /* the process is gone */
     } finally {
+      gate.end(); // a line start it held back reaches the decoder (reported as truncated)
       reader.releaseLock();
     }
   }
