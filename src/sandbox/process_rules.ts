@@ -74,10 +74,14 @@ function reachesPluginFiles(arg: string, roots: readonly string[]): boolean {
 function operatorList(
   ctx: SandboxContext,
   identify: (command: string) => CommandIdentity | string,
+  out: RuleOut,
 ): { entry: { command: string; options: readonly string[] }; id: CommandIdentity }[] {
-  return ctx.config.security.process.allow.flatMap((entry) => {
+  return ctx.config.security.process.allow.flatMap((entry, i) => {
     const id = identify(entry.command);
-    return typeof id === "string" ? [] : [{ entry, id }];
+    if (typeof id !== "string") return [{ entry, id }];
+    // A typo in the operator's list must not look like a plugin refused for no reason.
+    out.warn(`security.process.allow[${i}] is ignored: ${id}`);
+    return [];
   });
 }
 
@@ -108,7 +112,7 @@ export function checkProcessGrants(
     "exec" in cap ? [{ ...cap.exec, at: `capabilities.process[${i}].exec` }] : []
   );
   if (grants.length === 0) return [];
-  const listed = operatorList(ctx, identify);
+  const listed = operatorList(ctx, identify, out);
   const writableRoots = [ctx.config.dirs.plugins, ctx.config.dirs.data, plugin.dir, ctx.dataDir];
   const pluginRoots = [...new Set(writableRoots.flatMap((r) => [r, realOr(r)]))];
   const resolved = new Map<string, ResolvedCommand>();

@@ -275,3 +275,15 @@ Deno.test("interpreters with version suffixes and wrapped binaries are launchers
     assert.equal(launcherName(name), undefined, name);
   }
 });
+
+Deno.test("an entry of security.process.allow that names no file is a warning, not silence", async () => {
+  await using host = await makeHost();
+  const c = await compile(host, [{ command: "/bin/echo", args: ["*"] }], {
+    security: { process: { allow: [{ command: "/usr/bin/no-such-tool" }] } },
+  });
+  assert.match(
+    c.warnings.join("\n"),
+    /security\.process\.allow\[0\] is ignored: .*cannot be resolved/,
+  );
+  assert.equal(c.refusals.length, 1);
+});
