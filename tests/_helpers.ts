@@ -31,6 +31,11 @@ export interface TestHome extends AsyncDisposable {
   writeConfig(config?: Record<string, unknown>): Promise<void>;
   /** Starts a host on this home's config. */
   startHost(options?: { only?: string[] }): Promise<PluginHost>;
+  /**
+   * Runs `main.ts run` on this home's config in its own process (stdout and stderr piped), as
+   * a user would in another terminal.
+   */
+  spawnRun(): Deno.ChildProcess;
 }
 
 async function copyDir(from: string, to: string): Promise<void> {
@@ -83,6 +88,14 @@ export async function makeHome(config: Record<string, unknown> = {}): Promise<Te
     },
     startHost(options = {}) {
       return PluginHost.start({ configPath, only: options.only });
+    },
+    spawnRun() {
+      return new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", join(ROOT, "main.ts"), "--config", configPath, "run"],
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).spawn();
     },
     async [Symbol.asyncDispose]() {
       await Deno.remove(dir, { recursive: true }).catch(() => {});

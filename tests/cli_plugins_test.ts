@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { DEFAULT_HANDSHAKE } from "../src/sdk/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, pidAlive, ROOT, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
+import { FIXTURE_PLUGINS, makeHome, pidAlive, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
 
 const SECRET = "s3cr3t-token-value-0042";
 
@@ -153,12 +153,7 @@ Deno.test("`plugins list` shows the live state and health of a host that `run` s
     manifest: (text) => text + "depends_on: [ghost]\n",
   });
   // `run` in its own process, as a user would have it in another terminal.
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "main.ts"), "--config", home.configPath, "run"],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  const child = home.spawnRun();
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
@@ -351,12 +346,7 @@ setInterval(() => {}, 1000);
 for await (const _ of Deno.stdin.readable) { /* ignore everything */ }
 `,
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "main.ts"), "--config", home.configPath, "run"],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  const child = home.spawnRun();
   const state = { log: "", out: "" };
   const stderr = (async () => {
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) state.log += chunk;

@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { LogRecord } from "@logtape/logtape";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
+import type { PluginHost } from "../src/host/mod.ts";
 import { captureLogs, FIXTURE_PLUGINS, makeHome, pidAlive, waitFor } from "./_helpers.ts";
 
 const NO_WATCH = { watcher: { enabled: false } };
@@ -51,6 +53,28 @@ async function cli(configPath: string, ...args: string[]) {
 
 function codeOf(e: unknown): unknown {
   return (e as { code?: unknown })?.code;
+}
+
+/**
+ * The plugin was stopped for `code`: a call gets `PLUGIN_UNAVAILABLE` with that integrity error
+ * as its cause, and the stop was logged as an error.
+ */
+async function assertStoppedWith(
+  host: PluginHost,
+  logs: { records: LogRecord[] },
+  code: string,
+  name: string,
+): Promise<void> {
+  await assert.rejects(
+    host.call("lazy", "greet", { module: "hello", name }),
+    (e: unknown) => codeOf(e) === "PLUGIN_UNAVAILABLE" && codeOf((e as Error).cause) === code,
+  );
+  assert.ok(
+    logs.records.some((r) =>
+      r.level === "error" && r.properties.plugin === "lazy" && r.properties.code === code
+    ),
+    "logged as an error",
+  );
 }
 
 Deno.test("an edit of a file the plugin import()s at run time refuses it at the next start, and `plugins verify` reports a mismatch", async () => {
@@ -103,18 +127,7 @@ Deno.test("a signed plugin whose dynamically imported file is edited while it ru
   );
   assert.ok(await waitFor(() => !pidAlive(pid), 5_000), "the old process is gone");
   assert.match(host.plugins()[0]?.error ?? "", /does not match its checksum/);
-  await assert.rejects(
-    host.call("lazy", "greet", { module: "hello", name: "bo" }),
-    (e: unknown) =>
-      codeOf(e) === "PLUGIN_UNAVAILABLE" && codeOf((e as Error).cause) === "CHECKSUM_MISMATCH",
-  );
-  assert.ok(
-    logs.records.some((r) =>
-      r.level === "error" && r.properties.plugin === "lazy" &&
-      r.properties.code === "CHECKSUM_MISMATCH"
-    ),
-    "logged as an error",
-  );
+  await assertStoppedWith(host, logs, "CHECKSUM_MISMATCH", "bo");
   assert.ok(
     await waitFor(
       () => changes.some((c) => c.outcome === "stopped" && /checksum/.test(c.reason ?? "")),
@@ -290,18 +303,7 @@ Deno.test("deleting a running signed plugin's .sha256 file along with an edit st
     host.plugins()[0]?.error ?? "",
     /the running version was signed .* and the new version is not .*re-sign it .*restart the host/is,
   );
-  await assert.rejects(
-    host.call("lazy", "greet", { module: "hello", name: "di" }),
-    (e: unknown) =>
-      codeOf(e) === "PLUGIN_UNAVAILABLE" && codeOf((e as Error).cause) === "CHECKSUM_MISSING",
-  );
-  assert.ok(
-    logs.records.some((r) =>
-      r.level === "error" && r.properties.plugin === "lazy" &&
-      r.properties.code === "CHECKSUM_MISSING"
-    ),
-    "logged as an error",
-  );
+  await assertStoppedWith(host, logs, "CHECKSUM_MISSING", "di");
   assert.ok(
     await waitFor(() => changes.some((c) => c.outcome === "stopped"), 5_000),
     JSON.stringify(changes),

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LogStore } from "../src/logs/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, ROOT, waitFor } from "./_helpers.ts";
+import { FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
 
 const MIB = 1024 * 1024;
 const STORE_CAP = 64 * MIB;
@@ -65,12 +65,7 @@ Deno.test({
     await home.addPlugin(join(FIXTURE_PLUGINS, "quiet"));
     const db = join(home.dir, "data", "logs.db");
 
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(ROOT, "main.ts"), "--config", home.configPath, "run"],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
+    const child = home.spawnRun();
     // The host's console (every record as a JSON line): drained, only its end kept.
     let consoleTail = "";
     let consoleBytes = 0;
