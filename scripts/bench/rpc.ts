@@ -20,7 +20,14 @@
  *   CPUs everything else on the machine used meanwhile (`other_load_cpus`; Linux, from
  *   `/proc`): on a 2-core machine another busy process shows up directly in the latencies.
  *
- * Usage: `deno run -A scripts/bench/rpc.ts` (about 20 s on 2 cores).
+ * - `peer_shapes`: hashicorp/go-plugin's own shapes through `host.call` (`_rpc_peer_shapes.ts`):
+ *   `seq_100B`, `conc8_100B` (8 closed-loop callers), `seq_65536B`, `conc8_65536B`. With
+ *   `--peer` (or whenever `../shared/peers/goplugin/run.sh` and Go are present; `--no-peer`
+ *   skips it) the go-plugin peer (net/rpc) runs in the same run, in rounds interleaved with
+ *   ours, and each shape gets its ratio against the peer's run of the same round.
+ *
+ * Usage: `deno run -A scripts/bench/rpc.ts [--peer|--no-peer] [--rounds N]` (about 20 s on 2
+ * cores, plus about 15 s per peer round).
  *
  * @module
  */
@@ -46,6 +53,7 @@ import {
   readyPlugin,
   round,
 } from "./_common.ts";
+import { goPluginAvailable, peerShapes } from "./_rpc_peer_shapes.ts";
 
 const COLD_RUNS = 20;
 const BREAKDOWN_RUNS = 10;
@@ -388,6 +396,16 @@ for (;;) {
 }
 
 async function main() {
+  const args = Deno.args;
+  const withPeer = args.includes("--peer") || (!args.includes("--no-peer") && goPluginAvailable());
+  const roundsAt = args.indexOf("--rounds");
+  const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 3;
+  if (!(Number.isSafeInteger(rounds) && rounds >= 1)) {
+    throw new RangeError(`--rounds must be a positive integer, got ${args[roundsAt + 1]}`);
+  }
+  if (args.includes("--peer") && !goPluginAvailable()) {
+    throw new Error("--peer needs ../shared/peers/goplugin/run.sh and go (see its README)");
+  }
   const started = performance.now();
   const machineInfo = { ...(await machine()), loadavg_at_start: loadavg() };
   await using home = await makeHome();
@@ -431,6 +449,8 @@ async function main() {
   const tHost64k = await pipelined(viaHost, big, 5_000, 64 * 1024, proc.pid);
   const tPeer64k = await pipelined(viaPeer, big, 5_000, 64 * 1024, proc.pid);
 
+  const shapes = await peerShapes(host, { withPeer, rounds, inFlight64: tHost100.calls_per_s });
+
   const seqHost = seq.host_call!;
   const result = {
     benchmark: "plugsconc rpc",
@@ -450,6 +470,7 @@ async function main() {
       host_call_64kib: tHost64k,
       peer_request_64kib: tPeer64k,
     },
+    peer_shapes: { go_plugin: withPeer ? "netrpc, same run, interleaved" : null, ...shapes },
     targets: {
       ...TARGETS,
       cold_start_ratio_ok: cold.ratio_vs_first_line <= TARGETS.cold_start_ratio_max,

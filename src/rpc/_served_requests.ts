@@ -3,7 +3,6 @@ import { clipText, messageOf, quoteId } from "./_error_text.ts";
 import { isPromiseLike } from "./_is_promise_like.ts";
 import { isBacklog, writeFailedError } from "./_peer_errors.ts";
 import type { WriteQueue } from "./_write_queue.ts";
-import { encodeMessage } from "./ndjson_decoder.ts";
 import { JsonRpcErrorCode, RpcError, RpcRemoteError } from "./rpc_error.ts";
 import type { RpcHandler, RpcHandlerContext, RpcId } from "./rpc_handler.ts";
 
@@ -38,6 +37,7 @@ class HandlerContext implements RpcHandlerContext {
 export class ServedRequests {
   readonly #writer: WriteQueue;
   readonly #report: (error: RpcError) => void;
+  readonly #encode: (message: unknown) => Uint8Array;
   readonly #handlers = new Map<string, RpcHandler>();
   readonly #inFlight = new Map<RpcId, HandlerContext>();
   #closed = false;
@@ -45,10 +45,16 @@ export class ServedRequests {
   /**
    * @param writer where answers go
    * @param report receives duplicate request ids and failed writes of answers
+   * @param encode the peer's current encoding (NDJSON line or frame)
    */
-  constructor(writer: WriteQueue, report: (error: RpcError) => void) {
+  constructor(
+    writer: WriteQueue,
+    report: (error: RpcError) => void,
+    encode: (message: unknown) => Uint8Array,
+  ) {
     this.#writer = writer;
     this.#report = report;
+    this.#encode = encode;
   }
 
   /** Requests whose handler has not finished yet. */
@@ -137,10 +143,10 @@ export class ServedRequests {
     const error = data === undefined ? { code, message } : { code, message, data };
     let bytes: Uint8Array;
     try {
-      bytes = encodeMessage({ jsonrpc: "2.0", id, error });
+      bytes = this.#encode({ jsonrpc: "2.0", id, error });
     } catch {
       // `data` was not serialisable; the code and message still are.
-      bytes = encodeMessage({ jsonrpc: "2.0", id, error: { code, message } });
+      bytes = this.#encode({ jsonrpc: "2.0", id, error: { code, message } });
     }
     this.#writeResponse(bytes);
   }
@@ -167,7 +173,7 @@ export class ServedRequests {
     if (!this.#release(ctx)) return;
     let bytes: Uint8Array;
     try {
-      bytes = encodeMessage({ jsonrpc: "2.0", id: ctx.id, result: result ?? null });
+      bytes = this.#encode({ jsonrpc: "2.0", id: ctx.id, result: result ?? null });
     } catch (cause) {
       this.respondError(
         ctx.id,

@@ -1,7 +1,10 @@
 import { isPromiseLike } from "./_is_promise_like.ts";
 import { RpcError } from "./rpc_error.ts";
 
-/** Writes one encoded message; a returned promise delays the next write until it settles. */
+/**
+ * Writes encoded messages: one, or several gathered (whole messages, in order, never split);
+ * a returned promise delays the next write until it settles.
+ */
 export type SendFn = (bytes: Uint8Array) => void | Promise<void>;
 
 interface QueuedWrite {
@@ -25,6 +28,13 @@ export interface WriteQueueOptions {
   readonly maxQueuedBytes?: number;
   /** Called once, when the queue fails because of the bound (before the writes reject). */
   readonly onBacklog?: (error: RpcError) => void;
+  /**
+   * Whether a write made while nothing is being sent waits for the end of the current tick
+   * (a microtask), so that the messages of one tick go out gathered in one `send`: fewer
+   * writes of the pipe when many callers are waiting. Every write then returns a promise.
+   * @default {false}
+   */
+  readonly gatherTick?: boolean;
 }
 
 /**
@@ -32,6 +42,9 @@ export interface WriteQueueOptions {
  * against the bound so that a flood of tiny answers cannot hide behind its small payloads.
  */
 export const QUEUED_WRITE_OVERHEAD = 256;
+
+/** The most bytes of queued messages gathered into one `send`. */
+const GATHER_BYTES = 256 * 1024;
 
 /** A queue whose consumed front is dropped once it is this long and at least half the array. */
 const QUEUE_COMPACT_AT = 1024;
@@ -55,6 +68,7 @@ export class WriteQueue {
   #queuedBytes = 0;
   readonly #maxQueuedBytes: number;
   readonly #onBacklog: ((error: RpcError) => void) | undefined;
+  readonly #gatherTick: boolean;
   #failed: RpcError | undefined;
 
   constructor(send: SendFn, options: WriteQueueOptions = {}) {
@@ -63,6 +77,7 @@ export class WriteQueue {
     if (!(max >= 0)) throw new RangeError(`maxQueuedBytes must be >= 0, got ${max}`);
     this.#maxQueuedBytes = max;
     this.#onBacklog = options.onBacklog;
+    this.#gatherTick = options.gatherTick ?? false;
   }
 
   /** Bytes of the messages waiting in the queue, each with {@linkcode QUEUED_WRITE_OVERHEAD}. */
@@ -92,6 +107,15 @@ export class WriteQueue {
       const { promise, resolve, reject } = Promise.withResolvers<void>();
       this.#queue.push({ bytes, resolve, reject });
       this.#queuedBytes += cost;
+      return promise;
+    }
+    if (this.#gatherTick) {
+      // As if a send were pending until the end of the tick: the drain then gathers.
+      this.#writing = true;
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
+      this.#queue.push({ bytes, resolve, reject });
+      this.#queuedBytes += bytes.length + QUEUED_WRITE_OVERHEAD;
+      queueMicrotask(this.#drain);
       return promise;
     }
     return this.#sendNow(bytes);
@@ -141,7 +165,11 @@ export class WriteQueue {
     return done;
   }
 
-  /** Runs after an asynchronous send settled: sends queued messages until one is async. */
+  /**
+   * Runs after an asynchronous send settled: sends queued messages until one is async. Messages
+   * that queued up meanwhile go out gathered, several per `send` (up to {@link GATHER_BYTES}):
+   * one write of the pipe instead of one per message.
+   */
   readonly #drain = (): void => {
     this.#writing = false;
     const queue = this.#queue;
@@ -149,12 +177,46 @@ export class WriteQueue {
       const item = queue[this.#queueHead]!;
       queue[this.#queueHead++] = undefined;
       this.#queuedBytes -= item.bytes.length + QUEUED_WRITE_OVERHEAD;
-      const written = this.#sendNow(item.bytes);
+      let bytes = item.bytes;
+      let batch: QueuedWrite[] | undefined;
+      if (this.#queueHead < queue.length && bytes.length < GATHER_BYTES) {
+        let total = bytes.length;
+        let end = this.#queueHead;
+        while (end < queue.length && total + queue[end]!.bytes.length <= GATHER_BYTES) {
+          total += queue[end++]!.bytes.length;
+        }
+        if (end > this.#queueHead) {
+          batch = [item];
+          bytes = new Uint8Array(total);
+          bytes.set(item.bytes, 0);
+          let off = item.bytes.length;
+          for (; this.#queueHead < end; this.#queueHead++) {
+            const next = queue[this.#queueHead]!;
+            queue[this.#queueHead] = undefined;
+            this.#queuedBytes -= next.bytes.length + QUEUED_WRITE_OVERHEAD;
+            bytes.set(next.bytes, off);
+            off += next.bytes.length;
+            batch.push(next);
+          }
+        }
+      }
+      const written = this.#sendNow(bytes);
       if (written === undefined) {
-        item.resolve();
+        if (batch === undefined) item.resolve();
+        else for (const b of batch) b.resolve();
         continue;
       }
-      written.then(item.resolve, item.reject);
+      if (batch === undefined) written.then(item.resolve, item.reject);
+      else {
+        written.then(
+          () => {
+            for (const b of batch) b.resolve();
+          },
+          (error) => {
+            for (const b of batch) b.reject(error);
+          },
+        );
+      }
       if (this.#writing) {
         // A queue that never empties would otherwise keep growing at the front.
         if (this.#queueHead >= QUEUE_COMPACT_AT && this.#queueHead * 2 >= queue.length) {

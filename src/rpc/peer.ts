@@ -5,6 +5,7 @@ import { abortError, isBacklog, writeFailedError } from "./_peer_errors.ts";
 import { PendingRequest, PendingRequests } from "./_pending_requests.ts";
 import { ServedRequests } from "./_served_requests.ts";
 import { DEFAULT_MAX_QUEUED_WRITE_BYTES, type SendFn, WriteQueue } from "./_write_queue.ts";
+import { encodeFrame, FrameDecoder } from "./frame_decoder.ts";
 import { encodeMessage, NdjsonDecoder } from "./ndjson_decoder.ts";
 import { JsonRpcErrorCode, RpcError } from "./rpc_error.ts";
 import type { RpcHandler, RpcId } from "./rpc_handler.ts";
@@ -31,7 +32,10 @@ export interface RequestOptions {
 
 /** Options of {@linkcode JsonRpcPeer}. */
 export interface JsonRpcPeerOptions {
-  /** Writes one encoded message (a complete line) to the other side. */
+  /**
+   * Writes encoded messages to the other side: one complete message, or several gathered into
+   * one buffer when they queued behind a pending asynchronous `send` (or `gatherWrites`).
+   */
   readonly send: SendFn;
   /**
    * The longest accepted incoming line in bytes.
@@ -64,6 +68,19 @@ export interface JsonRpcPeerOptions {
   readonly onNotification?: (method: string, params: unknown) => void | Promise<void>;
   /** Handlers to register, as if passed to {@linkcode JsonRpcPeer.handle}. */
   readonly handlers?: Readonly<Record<string, RpcHandler>>;
+  /**
+   * Whether incoming bytes may hold length-prefixed frames (`lp1`, README "Wire protocol")
+   * besides NDJSON lines. Set it on the side that announces `framing: ["lp1"]`.
+   * @default {false}
+   */
+  readonly acceptFrames?: boolean;
+  /**
+   * Whether the messages written in one tick go out gathered in one `send` (see the
+   * `WriteQueue`'s `gatherTick`): fewer writes when many calls are in flight; for an
+   * asynchronous `send` such as a pipe's writer.
+   * @default {false}
+   */
+  readonly gatherWrites?: boolean;
 }
 const CANCEL_METHOD = "$/cancel";
 
@@ -92,7 +109,8 @@ const CANCEL_METHOD = "$/cancel";
  * ```
  */
 export class JsonRpcPeer implements AsyncDisposable {
-  readonly #decoder: NdjsonDecoder;
+  readonly #decoder: NdjsonDecoder | FrameDecoder;
+  #encode: (message: unknown) => Uint8Array = encodeMessage;
   readonly #onProtocolError: ((error: RpcError) => void) | undefined;
   readonly #onNotification: JsonRpcPeerOptions["onNotification"];
   readonly #writer: WriteQueue;
@@ -114,12 +132,15 @@ export class JsonRpcPeer implements AsyncDisposable {
     this.#writer = new WriteQueue(options.send, {
       maxQueuedBytes: options.maxQueuedWriteBytes ?? DEFAULT_MAX_QUEUED_WRITE_BYTES,
       onBacklog: (error) => this.#protocolError(error),
+      gatherTick: options.gatherWrites ?? false,
     });
-    this.#decoder = new NdjsonDecoder({ maxLineBytes: options.maxLineBytes });
+    this.#decoder = options.acceptFrames
+      ? new FrameDecoder({ maxLineBytes: options.maxLineBytes })
+      : new NdjsonDecoder({ maxLineBytes: options.maxLineBytes });
     this.#onProtocolError = options.onProtocolError;
     this.#onNotification = options.onNotification;
     this.#pending = new PendingRequests(this.#cancel, this.#report);
-    this.#served = new ServedRequests(this.#writer, this.#report);
+    this.#served = new ServedRequests(this.#writer, this.#report, (m) => this.#encode(m));
     for (const [method, handler] of Object.entries(options.handlers ?? {})) {
       this.handle(method, handler);
     }
@@ -153,6 +174,20 @@ export class JsonRpcPeer implements AsyncDisposable {
   /** How many protocol errors were reported so far. */
   get protocolErrorCount(): number {
     return this.#protocolErrors;
+  }
+
+  /** Whether messages are sent as length-prefixed frames (after {@linkcode JsonRpcPeer.useFrames}). */
+  get framed(): boolean {
+    return this.#encode === encodeFrame;
+  }
+
+  /**
+   * Sends every later message as a length-prefixed frame (`lp1`) instead of an NDJSON line.
+   * Call it only once the other side announced that it accepts frames (its `$/ready`
+   * `framing` list): messages already written stay lines, which it accepts too. Idempotent.
+   */
+  useFrames(): void {
+    this.#encode = encodeFrame;
   }
 
   /** Whether {@linkcode JsonRpcPeer.close} was called. */
@@ -215,7 +250,7 @@ export class JsonRpcPeer implements AsyncDisposable {
     options.onId?.(id);
     let bytes: Uint8Array;
     try {
-      bytes = encodeMessage({ jsonrpc: "2.0", id, method, params });
+      bytes = this.#encode({ jsonrpc: "2.0", id, method, params });
     } catch (cause) {
       return Promise.reject(
         new RpcError(
@@ -273,7 +308,7 @@ export class JsonRpcPeer implements AsyncDisposable {
       closed.catch(ignore);
       return closed;
     }
-    const written = this.#writer.write(encodeMessage({ jsonrpc: "2.0", method, params }));
+    const written = this.#writer.write(this.#encode({ jsonrpc: "2.0", method, params }));
     if (written === undefined) return RESOLVED;
     written.catch((cause) => {
       if (!isBacklog(cause)) this.#report(writeFailedError(`notification "${method}"`, cause));

@@ -389,10 +389,13 @@ Deno.test("JsonRpcPeer keeps write order when send returns promises", async () =
     send: async (bytes) => {
       assert.equal(inSend, 0, "send must not overlap");
       inSend++;
-      // Later messages complete faster, so any reordering would show.
-      const n = (JSON.parse(dec.decode(bytes)).params as number[])[0]!;
-      await new Promise((r) => setTimeout(r, n % 3));
-      written.push(n);
+      // Later messages complete faster, so any reordering would show. Messages that queued
+      // behind a pending send come gathered, several lines per send.
+      const ns = dec.decode(bytes).split("\n").filter((l) => l !== "").map((l) =>
+        (JSON.parse(l).params as number[])[0]!
+      );
+      await new Promise((r) => setTimeout(r, ns[0]! % 3));
+      written.push(...ns);
       inSend--;
     },
   });

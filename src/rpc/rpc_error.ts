@@ -3,7 +3,8 @@ import { PlugsconcError } from "../errors/mod.ts";
 /**
  * The stable codes of {@linkcode RpcError}.
  *
- * Framing: `RPC_LINE_TOO_LONG`, `RPC_INVALID_UTF8`, `RPC_TRUNCATED`.
+ * Framing: `RPC_LINE_TOO_LONG`, `RPC_INVALID_UTF8`, `RPC_TRUNCATED`, `RPC_BAD_FRAME` (a
+ * length-prefixed frame with a malformed header or no newline after its payload).
  * Envelope: `RPC_INVALID_JSON`, `RPC_INVALID_MESSAGE`, `RPC_UNKNOWN_ID`, `RPC_DUPLICATE_ID`.
  * Outcome of a request: `RPC_TIMEOUT`, `RPC_CANCELLED`, `RPC_CLOSED`, `RPC_REMOTE`.
  * Output: `RPC_WRITE_BACKLOG` (the other side stopped reading; the write queue's bound was hit).
@@ -16,6 +17,7 @@ export type RpcErrorCode =
   | "RPC_UNKNOWN_ID"
   | "RPC_DUPLICATE_ID"
   | "RPC_TRUNCATED"
+  | "RPC_BAD_FRAME"
   | "RPC_TIMEOUT"
   | "RPC_CANCELLED"
   | "RPC_CLOSED"

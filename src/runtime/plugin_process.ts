@@ -1,5 +1,5 @@
 import { getConfig, getLogger, type Logger } from "@logtape/logtape";
-import { JsonRpcPeer, type RpcError, type RpcHandler } from "../rpc/mod.ts";
+import { FRAMING_LP1, JsonRpcPeer, type RpcError } from "../rpc/mod.ts";
 import { escapeControl, LineSplitter } from "./line_splitter.ts";
 import type { LogBudget } from "./log_budget.ts";
 import { PluginLog } from "./plugin_log.ts";
@@ -14,62 +14,8 @@ import {
   PluginUnavailableError,
 } from "./plugin_errors.ts";
 
-/** How to start one plugin process. */
-export interface PluginProcessOptions {
-  /** Plugin name (log category, error messages). */
-  readonly name: string;
-  /** Program to execute (deno, or setpriv in front of it). */
-  readonly bin: string;
-  /** Its arguments. */
-  readonly args: readonly string[];
-  /** The child's whole environment (spawned with `clearEnv`). */
-  readonly env: Readonly<Record<string, string>>;
-  /** Working directory (the plugin folder). */
-  readonly cwd: string;
-  /** The protocol version the manifest declares. */
-  readonly protocolVersion: number;
-  /** The manifest's version, compared with the one the plugin announces. */
-  readonly version?: string;
-  /** How long to wait for `$/ready`. */
-  readonly startTimeoutMs: number;
-  /** Longest accepted stdout line. */
-  readonly maxLineBytes: number;
-  /** Grace period of each stop step. */
-  readonly stopGraceMs: number;
-  /** Host services the plugin may call (`host/...`). */
-  readonly handlers?: Readonly<Record<string, RpcHandler>>;
-  /** Start-up is abandoned (and the process killed) when this aborts. */
-  readonly signal?: AbortSignal;
-  /**
-   * Runs once the process has exited, before `exited` resolves: releases what the host gave
-   * it (the children its process service started, ...). Its errors are logged.
-   */
-  readonly onExit?: () => void | Promise<void>;
-  /**
-   * The plugin's log budget, shared by its instances and restarts (the host makes one per
-   * plugin). Default: one of this process alone, with the default rates.
-   */
-  readonly logBudget?: LogBudget;
-}
-
-/** What the plugin announced in `$/ready`. */
-export interface ReadyInfo {
-  readonly protocol: number;
-  readonly methods: readonly string[];
-  /** The name and version the plugin gave `serve()`, when it gave them. */
-  readonly name?: string;
-  readonly version?: string;
-}
-
-/** How the process ended. */
-export interface ExitInfo {
-  readonly code: number | null;
-  readonly signal: string | null;
-  /** Last stderr lines. */
-  readonly stderr: readonly string[];
-  /** Whether the host asked it to stop. */
-  readonly requested: boolean;
-}
+export type { ExitInfo, PluginProcessOptions, ReadyInfo } from "./plugin_process_options.ts";
+import type { ExitInfo, PluginProcessOptions, ReadyInfo } from "./plugin_process_options.ts";
 
 const STDERR_KEEP = 20;
 /** Method names of `$/ready` kept (each at most `QUOTE` characters). */
@@ -78,10 +24,8 @@ const MAX_METHODS = 1024;
 const PIPE_CHUNK = 64 * 1024;
 
 function timeout(ms: number): { promise: Promise<"timeout">; clear(): void } {
-  let id: ReturnType<typeof setTimeout> | undefined;
-  const promise = new Promise<"timeout">((
-    resolve,
-  ) => (id = setTimeout(() => resolve("timeout"), ms)));
+  const { promise, resolve } = Promise.withResolvers<"timeout">();
+  const id = setTimeout(() => resolve("timeout"), ms);
   return { promise, clear: () => clearTimeout(id) };
 }
 
@@ -129,6 +73,7 @@ export class PluginProcess implements AsyncDisposable {
     this.#writer = this.#child.stdin.getWriter();
     this.#peer = new JsonRpcPeer({
       send: (bytes) => this.#writer.write(bytes),
+      gatherWrites: true,
       maxLineBytes: options.maxLineBytes,
       handlers: options.handlers,
       onNotification: (method, params) => this.#onNotification(method, params),
@@ -285,6 +230,11 @@ export class PluginProcess implements AsyncDisposable {
     return this.#peer.pendingCount;
   }
 
+  /** Whether the host sends it length-prefixed frames (its `$/ready` listed `lp1`). */
+  get framed(): boolean {
+    return this.#peer.framed;
+  }
+
   /** Non-protocol lines the plugin wrote to stdout (logged, not fatal). */
   get stdoutGarbage(): number {
     return this.#stdoutGarbage;
@@ -402,6 +352,10 @@ export class PluginProcess implements AsyncDisposable {
     if (method === "$/ready") {
       const cb = this.#onReady;
       this.#onReady = undefined;
+      // A plugin that accepts frames gets them from now on (it reads lines too, so what was
+      // sent before stays valid); an older one keeps NDJSON.
+      const framing = (params as { framing?: unknown } | undefined)?.framing;
+      if (cb && Array.isArray(framing) && framing.includes(FRAMING_LP1)) this.#peer.useFrames();
       cb?.(params ?? {});
       return;
     }

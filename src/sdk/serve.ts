@@ -1,6 +1,7 @@
-import { JsonRpcPeer, type RpcHandlerContext, type RpcId } from "../rpc/mod.ts";
+import { FRAMING_LP1, JsonRpcPeer, type RpcHandlerContext, type RpcId } from "../rpc/mod.ts";
 import { DEFAULT_HANDSHAKE, PROTOCOL_VERSION } from "./handshake.ts";
 import { type HostClient, makeHostClient } from "./host_client.ts";
+import { StdoutWriter } from "./_stdout_writer.ts";
 
 /** Log levels a plugin can use; they map to the host's LogTape levels. */
 export type PluginLogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
@@ -72,11 +73,6 @@ function currentRequest(): RpcId | undefined {
   return undefined;
 }
 
-function writeAllSync(bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
-
 function cookieMatches(key: string, value: string): boolean {
   // Query first: reading an env var without permission would prompt on a terminal.
   if (Deno.permissions.querySync({ name: "env", variable: key }).state !== "granted") return false;
@@ -126,7 +122,20 @@ export function serve(options: ServeOptions): Promise<void> {
       throw new RangeError(`method name ${JSON.stringify(name)} is reserved`);
     }
   }
-  const peer = new JsonRpcPeer({ send: writeAllSync, maxLineBytes: 64 * 1024 * 1024 });
+  // `acceptFrames`: the host may send length-prefixed frames once it has read `$/ready`, which
+  // says so (`framing`); what the SDK writes stays NDJSON, which the host's log gate reads.
+  const stdout = new StdoutWriter((bytes) => Deno.stdout.writeSync(bytes));
+  // Whatever way the plugin exits, what the last tick wrote goes out first.
+  globalThis.addEventListener("unload", () => {
+    try {
+      stdout.flush();
+    } catch { /* the host is gone */ }
+  });
+  const peer = new JsonRpcPeer({
+    send: stdout.send,
+    maxLineBytes: 64 * 1024 * 1024,
+    acceptFrames: true,
+  });
   const shutdown = new AbortController();
 
   // `request`: the id of the call a handler's record belongs to, so that the host can give
@@ -230,7 +239,7 @@ export function serve(options: ServeOptions): Promise<void> {
   );
   peer.handle("$/shutdown", () => {
     shutdown.abort(new Error("the plugin is shutting down"));
-    // Exit once the response (written synchronously after this returns) is out.
+    // Exit once the response (written at the end of this tick) is out.
     setTimeout(() => Deno.exit(0), 0);
     return { ok: true };
   });
@@ -240,10 +249,11 @@ export function serve(options: ServeOptions): Promise<void> {
     ...(options.name === undefined ? {} : { name: options.name }),
     ...(options.version === undefined ? {} : { version: options.version }),
     methods: methodNames,
+    framing: [FRAMING_LP1],
   });
   return readLoop(peer).then(() => {
     peer.close(new Error("stdin closed"));
-    Deno.exit(0);
+    Deno.exit(0); // the unload listener writes what is pending
   });
 }
 
