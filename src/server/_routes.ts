@@ -64,7 +64,8 @@ export function routeError(route: Route, verb: string, url: string): HttpError {
       404,
       "NOT_FOUND",
       `no route for ${pathOf(url)}; routes: POST ${ROUTES.call}, GET ` +
-        `${ROUTES.plugins}, GET ${ROUTES.plugin}, GET ${ROUTES.healthz}, GET ${ROUTES.metrics}`,
+        `${ROUTES.plugins}, GET ${ROUTES.plugin}, GET ${ROUTES.healthz}, GET ${ROUTES.metrics}, ` +
+        "GET / (dashboard)",
     );
   }
   return new HttpError(
@@ -77,6 +78,15 @@ export function routeError(route: Route, verb: string, url: string): HttpError {
 
 function matchRoute(path: string): Route {
   switch (path) {
+    case "/":
+      return { label: "/", allow: GET_ONLY };
+    case "/dashboard/events":
+      return { label: "/dashboard/events", allow: GET_ONLY };
+    case "/dashboard/app.js":
+    case "/dashboard/app.css":
+    case "/dashboard/uplot.js":
+    case "/dashboard/uplot.css":
+      return { label: "/dashboard/{asset}", allow: GET_ONLY };
     case "/healthz":
       return { label: "/healthz", allow: GET_ONLY };
     case "/metrics":

@@ -5,6 +5,7 @@ import type { LogStoreSinkStats } from "../logs/mod.ts";
 import { accessLog } from "./_access_log.ts";
 import { authenticate } from "./_authenticate.ts";
 import { CallHandler } from "./_call_handler.ts";
+import { assetResponse, EventStreams, MetricHistory } from "./dashboard/mod.ts";
 import { healthzResponse } from "./_healthz.ts";
 import { HostCheck } from "./_host_check.ts";
 import { errorResponse, jsonResponse } from "./_json_response.ts";
@@ -38,7 +39,7 @@ export interface GatewayOptions extends Partial<Omit<ServerConfig, "enabled">> {
 /** What the gateway needs of the host. */
 export type GatewayHost = Pick<
   PluginHost,
-  "call" | "plugins" | "policy" | "health" | "metrics" | "timeoutFor" | "config"
+  "call" | "plugins" | "policy" | "health" | "metrics" | "timeoutFor" | "config" | "on" | "logs"
 >;
 
 interface Settings {
@@ -63,6 +64,8 @@ const log = getLogger(["plugsconc", "http"]);
  *   behind the token (load balancers and orchestrators probe it without secrets)
  * - `GET /metrics`: Prometheus text format 0.0.4, behind the token like the API (Prometheus
  *   scrapes with `authorization: { credentials: ... }`)
+ * - `GET /` and `GET /dashboard/*.{js,css}`: the dashboard's files (no data, so no token);
+ *   `GET /dashboard/events`: its Server-Sent Events, behind the token
  *
  * Errors are `{"error": {"code", "message"}}`; every answer carries `X-Request-Id` (the
  * client's when sane, else a new UUID), and every log record written while the request is
@@ -88,6 +91,8 @@ export class Gateway implements AsyncDisposable {
   readonly #calls: CallHandler;
   readonly #closeGraceMs: number;
   readonly #metrics: GatewayMetrics;
+  /** The dashboard's event streams. */
+  readonly #streams: EventStreams;
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -97,6 +102,7 @@ export class Gateway implements AsyncDisposable {
     this.#calls = new CallHandler(host, options.max_body_bytes, options.request_timeout_ms);
     this.#closeGraceMs = options.closeGraceMs;
     this.#metrics = new GatewayMetrics(host.metrics, options.logSink);
+    this.#streams = new EventStreams(host, new MetricHistory(host.metrics));
   }
 
   /**
@@ -192,6 +198,8 @@ export class Gateway implements AsyncDisposable {
     this.#closing ??= (async () => {
       const server = this.#server;
       if (server === undefined) return;
+      // Event streams never end by themselves; shutdown would wait for them.
+      this.#streams.closeAll();
       const shutdown = server.shutdown();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const grace = new Promise<"timeout">((resolve) => {
@@ -257,6 +265,11 @@ export class Gateway implements AsyncDisposable {
     const verb = request.method;
     if (!route.allow.split(", ").includes(verb)) throw routeError(route, verb, request.url);
     if (this.#auth === undefined) this.#hostCheck.check(request);
+    if (route.label === "/" || route.label === "/dashboard/{asset}") {
+      // The dashboard's files hold no data, so they load without the token (a browser cannot
+      // send it on navigation); the page asks for it and sends it on every data request.
+      return (await assetResponse(pathOf(request.url), request, requestId))!;
+    }
     if (route.label === "/healthz") {
       const health = this.#host.health();
       // Error messages can name files; only an authenticated caller (or any, without a token)
@@ -283,6 +296,11 @@ export class Gateway implements AsyncDisposable {
         }
         return jsonResponse(200, view, requestId);
       }
+      case "/dashboard/events":
+        if (this.#closing !== undefined) {
+          throw new HttpError(503, "SERVER_CLOSING", "the gateway is shutting down");
+        }
+        return this.#streams.open(request, requestId);
       case "/metrics":
         return new Response(this.#metrics.prometheus(), {
           headers: {

@@ -8,6 +8,9 @@ export type RouteLabel =
   | "/v1/plugins"
   | "/healthz"
   | "/metrics"
+  | "/"
+  | "/dashboard/{asset}"
+  | "/dashboard/events"
   | "other";
 
 /**
