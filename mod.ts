@@ -60,7 +60,25 @@ export { type MetricSnapshot, MetricsRegistry } from "./src/metrics/mod.ts";
 export { Gateway, type GatewayOptions, HttpError, ServerError } from "./src/server/mod.ts";
 export { ManifestError, type PluginDescriptor } from "./src/manifest/mod.ts";
 export { SandboxError } from "./src/sandbox/mod.ts";
+export {
+  RemoteConfigError,
+  RemoteError,
+  type RemoteErrorCode,
+  RemoteWorker,
+  RemoteWorkerLostError,
+  type RemoteWorkerOptions,
+  type ServedPlugin,
+} from "./src/remote/mod.ts";
 export { IntegrityError } from "./src/integrity/mod.ts";
+export {
+  type AuditEvent,
+  type AuditQuery,
+  type AuditRow,
+  AuditTrail,
+  type AuditVerdict,
+  type CapabilityProposal,
+  type PermissionReport,
+} from "./src/audit/mod.ts";
 export {
   type Job,
   type JobContext,

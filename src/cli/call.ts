@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config/mod.ts";
 import { PluginHost } from "../host/mod.ts";
+import { setupHostLogging } from "../logs/mod.ts";
 import type { CliContext } from "./context.ts";
 import { UsageError } from "./exit_codes.ts";
-import { setupCommandLogging } from "./host_logging.ts";
 
 /** `call <plugin> <method> [json]`: starts that plugin (and its dependencies), calls, prints. */
 export function registerCall(program: Command, ctx: CliContext): void {
@@ -45,8 +45,16 @@ export function registerCall(program: Command, ctx: CliContext): void {
         }
         const globals = ctx.globals();
         const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
-        await using _logging = await setupCommandLogging(loaded, globals.verbose);
-        await using host = await PluginHost.start({ config: loaded, only: [plugin] });
+        // The store keeps the plugin's records (as under `run`); the console shows warnings only.
+        await using logging = await setupHostLogging(loaded.config, {
+          consoleLevel: globals.verbose ? undefined : "warning",
+        });
+        await using host = await PluginHost.start({
+          config: loaded,
+          only: [plugin],
+          logStore: logging.store,
+          auditActor: "call",
+        });
         const result = await host.call(plugin, method, params, {
           timeoutMs,
           signal: ctx.io.signal,

@@ -4,11 +4,13 @@ import { registerConfigCheck } from "./config_check.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 import { EXIT, exitCodeFor, formatError } from "./exit_codes.ts";
 import type { CliIo } from "./io.ts";
+import { registerAudit } from "./audit.ts";
 import { registerCall } from "./call.ts";
 import { registerLogs } from "./logs.ts";
 import { registerNew } from "./new_plugin.ts";
 import { registerPlugins } from "./plugins.ts";
 import { registerRun } from "./run.ts";
+import { registerServe } from "./serve.ts";
 
 /** Builds the commander program; every command writes through `io`. */
 export function buildProgram(io: CliIo): Command {
@@ -34,12 +36,14 @@ export function buildProgram(io: CliIo): Command {
     .showHelpAfterError("(add --help for usage)")
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   registerRun(program, ctx);
+  registerServe(program, ctx);
   registerCall(program, ctx);
   const plugins = registerPlugins(program, ctx);
   const logs = registerLogs(program, ctx);
   const config = program.command("config").description("work with config files");
   registerConfigCheck(config, ctx);
   const create = registerNew(program, ctx);
+  const audit = registerAudit(program, ctx);
   for (
     const cmd of [
       program,
@@ -48,6 +52,7 @@ export function buildProgram(io: CliIo): Command {
       ...plugins.commands,
       ...logs.commands,
       ...create.commands,
+      ...audit.commands,
     ]
   ) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });

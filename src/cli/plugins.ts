@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { appendAuditEvent } from "../audit/mod.ts";
 import { loadConfig } from "../config/mod.ts";
 import { errorToJSON } from "../errors/mod.ts";
 import { assertVerified, verifyPlugin, type VerifyStatus } from "../integrity/mod.ts";
@@ -12,7 +13,10 @@ import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
 import { findPlugin, graphFiles } from "./plugin_lookup.ts";
 import { registerChecksumCommands } from "./plugins_checksum.ts";
+import { registerLearnCommand } from "./plugins_learn.ts";
+import { registerPermissionsCommand } from "./plugins_permissions.ts";
 import { runningPlugins } from "./running_host.ts";
+import type { PluginView } from "../server/mod.ts";
 import { formatTable } from "./table.ts";
 
 /** `plugins list` and `plugins inspect <name>`. */
@@ -35,7 +39,7 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
       });
       const enabled = (name: string) => loaded.config.plugins[name]?.enabled !== false;
       const live = await runningPlugins(loaded.config);
-      const state = (name: string) => live?.get(name)?.state ?? "-";
+      const state = (name: string) => withWorkers(live?.get(name)) ?? "-";
       const health = (name: string) => live?.get(name)?.health ?? "-";
       if (opts.json) {
         ctx.io.out(
@@ -50,6 +54,9 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
                 methods: Object.keys(p.manifest.methods),
                 state: live?.get(p.name)?.state ?? null,
                 health: live?.get(p.name)?.health ?? null,
+                placement: live?.get(p.name)?.placement ??
+                  loaded.config.plugins[p.name]?.placement ?? "local",
+                workers: workersOf(live?.get(p.name)),
               })),
               running: live !== undefined,
               invalid: invalid.map((i) => ({ dir: i.dir, error: i.error.toJSON() })),
@@ -104,6 +111,13 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
       const compiled = compileSandbox(plugin, sandboxCtx);
       const symlinkRefusals = await checkGrantSymlinks(compiled);
       const withLinks = { ...compiled, refusals: [...compiled.refusals, ...symlinkRefusals] };
+      if (withLinks.refusals.length > 0) {
+        appendAuditEvent(config, "plugins inspect", {
+          kind: "grant.refused",
+          plugin: plugin.name,
+          detail: { refusals: withLinks.refusals },
+        });
+      }
       // The same check as before every spawn: what the plugin's code imports.
       const graph = await graphFiles(config, loaded.file, plugin, runtime).then(
         (all) => ({ ok: true as const, files: all.filter((f) => !runtime.sdkFiles.has(f)) }),
@@ -168,6 +182,8 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
       );
     });
   registerChecksumCommands(plugins, ctx);
+  registerPermissionsCommand(plugins, ctx);
+  registerLearnCommand(plugins, ctx);
   return plugins;
 }
 
@@ -203,4 +219,18 @@ function explainGraph(
 function codeOf(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : "INTERNAL";
+}
+
+/** A remote plugin's workers (ids), from a running host's view; `null` for a local plugin. */
+function workersOf(view: PluginView | undefined): string[] | null {
+  if (view?.placement === undefined || view.placement === "local") return null;
+  return view.instances.flatMap((i) => (i.workers ?? []).map((w) => w.id));
+}
+
+/** The STATE cell: a remote plugin's state names its workers. */
+function withWorkers(view: PluginView | undefined): string | undefined {
+  const workers = workersOf(view);
+  if (view === undefined || workers === null) return view?.state;
+  const ids = workers.length === 0 ? "no workers" : workers.join(", ");
+  return `${view.state} (${view.placement}: ${ids})`;
 }

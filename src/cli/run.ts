@@ -43,7 +43,11 @@ export function registerRun(program: Command, ctx: CliContext): void {
       });
       // A gateway that may not start as configured is refused before any plugin starts.
       if (c.server.enabled) checkListen(c.server.listen, c.server.token);
-      await using host = await PluginHost.start({ config: loaded, logStore: logging.store });
+      await using host = await PluginHost.start({
+        config: loaded,
+        logStore: logging.store,
+        auditActor: "run",
+      });
       // Disposed before the host: no request reaches a plugin that is stopping.
       await using gateway = c.server.enabled
         ? await Gateway.start(host, { logSink: logging.sink })

@@ -150,6 +150,11 @@ const SecuritySchema = z.strictObject({
   allowed_plugins: z.array(z.string()).default([]),
   /** What process grants may name (see the README's trust model for process grants). */
   process: ProcessPolicySchema.prefault({}),
+  /**
+   * Run plugins with Deno's permission audit (`DENO_AUDIT_PERMISSIONS`): which grants are used,
+   * which checks are denied (`plugins permissions`). `plugins.<name>.permission_audit` overrides.
+   */
+  permission_audit: z.boolean().default(true),
 });
 
 const RestartSchema = z.strictObject({
@@ -220,6 +225,8 @@ const PluginOverrideSchema = z.strictObject({
   timeout_ms: positiveInt.optional(),
   start_timeout_ms: positiveInt.optional(),
   memory_mb: z.number().int().min(16).max(65_536).optional(),
+  /** Overrides `security.permission_audit` for this plugin. */
+  permission_audit: z.boolean().optional(),
   instances: z.number().int().min(1).max(64).optional(),
   balancer: z.enum(["round-robin", "least-in-flight"]).optional(),
   restart: RestartSchema.partial().optional(),
@@ -229,6 +236,15 @@ const PluginOverrideSchema = z.strictObject({
   bulkhead: BulkheadSchema.partial().optional(),
   health: HealthSchema.partial().optional(),
   log_budget: LogBudgetSchema.partial().optional(),
+  /**
+   * Where it runs: `local` (a process on this machine), `remote` (served by `plugsconc serve`
+   * workers over NATS, `remote.nats`; the manifest here still sets its methods and policy), or
+   * `overflow` (local processes; a call goes to the NATS workers when its local process has
+   * `overflow_after` calls in flight, or is not running).
+   */
+  placement: z.enum(["local", "remote", "overflow"]).default("local"),
+  /** With `placement: overflow`: calls in flight on a local process before the next goes remote (default 4). */
+  overflow_after: positiveInt.optional(),
 });
 
 const ServerSchema = z.strictObject({
@@ -238,6 +254,40 @@ const ServerSchema = z.strictObject({
   token: z.string().min(16).optional(),
   max_body_bytes: positiveInt.default(1024 * 1024),
   request_timeout_ms: positiveInt.default(30_000),
+});
+
+/** The NATS connection of remote plugins (host) and of `plugsconc serve` (worker). */
+const NatsSchema = z.strictObject({
+  /** e.g. `[nats://10.0.0.5:4222]`; `serve --nats <url>` overrides it. */
+  servers: z.array(z.string().min(1)).default([]),
+  /** Token auth. */
+  token: z.string().min(1).optional(),
+  user: z.string().min(1).optional(),
+  pass: z.string().min(1).optional(),
+  /** A `.creds` file (JWT + nkey seed); relative to the config file's folder. */
+  credentials: z.string().min(1).optional(),
+  /** TLS files (PEM); any of them turns TLS on. */
+  tls: z.strictObject({
+    ca_file: z.string().min(1).optional(),
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+  }).optional(),
+  /**
+   * Let a worker expose plugins on a non-loopback server without authentication. Anyone who
+   * can reach that server could then call them, or answer as a worker: only on a network you
+   * trust entirely.
+   */
+  allow_unauthenticated: z.boolean().default(false),
+});
+
+const RemoteSchema = z.strictObject({
+  nats: NatsSchema.prefault({}),
+  /** This worker's id in service discovery; default: host name and pid. */
+  worker_id: z.string().regex(/^[-\w]+$/, "letters, digits, '-' and '_'").optional(),
+  /** How long the host waits for a worker to take a request before it counts it lost. */
+  accept_timeout_ms: positiveInt.default(1_000),
+  /** How often the host checks that workers holding its calls are still connected. */
+  probe_interval_ms: positiveInt.default(250),
 });
 
 const RuntimeSchema = z.strictObject({
@@ -257,6 +307,8 @@ export const ConfigSchema = z.strictObject({
   plugins: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,62}$/), PluginOverrideSchema).default({}),
   server: ServerSchema.prefault({}),
   runtime: RuntimeSchema.prefault({}),
+  /** Remote plugins over NATS (`plugins.<name>.placement: remote`, `plugsconc serve`). */
+  remote: RemoteSchema.prefault({}),
 });
 
 /** A validated config with every default filled in and paths made absolute. */

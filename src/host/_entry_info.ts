@@ -18,15 +18,17 @@ function healthOf(e: Entry): HealthStatus {
 /** What `plugins()` reports for one entry. */
 export function pluginInfo(e: Entry): PluginInfo {
   const first = e.supervisors?.[0];
+  // A remote plugin has no supervisor: its endpoint stands for its workers.
+  const remote = e.supervisors?.length === 0 ? e.instances?.instances[0]?.endpoint : undefined;
   const failed = e.supervisors?.find((x) => x.state === "failed");
   return {
     name: e.plugin.name,
     version: e.plugin.manifest.plugin.version,
-    state: e.error ? "failed" : first?.state ?? "stopped",
+    state: e.error ? "failed" : first?.state ?? remote?.state ?? "stopped",
     pid: first?.state === "ready" ? first.process?.pid : undefined,
     restarts: restartsOf(e),
     dir: e.plugin.dir,
-    methods: first?.process?.ready.methods ?? [],
+    methods: first?.process?.ready.methods ?? (remote ? [...(e.methods ?? [])].sort() : []),
     grants: e.compiled ? summarizeGrants(e.compiled) : "",
     error: e.error?.message ??
       (failed
@@ -35,6 +37,11 @@ export function pluginInfo(e: Entry): PluginInfo {
     health: healthOf(e),
     instances: instanceInfo(e),
     breaker: e.pipeline?.breakerState ?? "closed",
+    placement: remote
+      ? "remote"
+      : "overflow" in (e.instances?.instances[0]?.endpoint ?? {})
+      ? "overflow"
+      : "local",
   };
 }
 
@@ -67,10 +74,24 @@ function instanceInfo(e: Entry): InstanceInfo[] {
   return (e.instances?.instances ?? []).map((i) => ({
     index: i.index,
     state: i.endpoint.state,
-    pid: i.endpoint.state === "ready" ? i.endpoint.incarnation : undefined,
+    pid: i.endpoint.state === "ready" && !("workers" in i.endpoint)
+      ? i.endpoint.incarnation
+      : undefined,
     restarts: i.endpoint.restarts,
     health: i.health,
     message: i.healthMessage,
     inFlight: i.inFlight,
+    ...("workers" in i.endpoint
+      ? { workers: (i.endpoint.workers as { id: string; version: string }[]).map(workerView) }
+      : "overflow" in i.endpoint
+      ? {
+        workers: (i.endpoint.overflow as { workers: { id: string; version: string }[] }).workers
+          .map(workerView),
+      }
+      : {}),
   }));
+}
+
+function workerView(w: { id: string; version: string }): { id: string; version: string } {
+  return { id: w.id, version: w.version };
 }

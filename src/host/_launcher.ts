@@ -1,5 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import { join } from "node:path";
+import { argvHash, auditEvent, type AuditTrail, codeHash, openProcessAudit } from "../audit/mod.ts";
 import type { Config } from "../config/mod.ts";
 import type { PluginDescriptor } from "../manifest/mod.ts";
 import type { Counter, MetricsRegistry } from "../metrics/mod.ts";
@@ -34,11 +35,28 @@ export interface LaunchContext {
   readonly approved: Map<string, CompiledSandbox>;
   /** Reports each instance's state changes. */
   readonly emit: Emit;
+  /** Where permission usage and denied attempts go (`undefined`: metrics only). */
+  readonly audit?: AuditTrail;
+  /** Whether a plugin runs with the permission audit (default: yes). */
+  readonly permissionAudit?: (plugin: PluginDescriptor) => boolean;
 }
 
 /** Starts plugin versions: sandbox, checks, supervised processes, call pipeline. */
 export class Launcher {
   readonly #ctx: LaunchContext;
+  /** Permission audits still draining after their process exited. */
+  readonly #draining = new Set<Promise<void>>();
+
+  /** Resolves when every permission audit of an exited process has drained and written. */
+  async settleAudits(): Promise<void> {
+    while (this.#draining.size > 0) await Promise.allSettled([...this.#draining]);
+  }
+
+  #track(closing: Promise<void>): void {
+    const p = closing.catch((error) => log.error("permission audit: {error}", { error }))
+      .finally(() => this.#draining.delete(p));
+    this.#draining.add(p);
+  }
 
   constructor(ctx: LaunchContext) {
     this.#ctx = ctx;
@@ -63,6 +81,9 @@ export class Launcher {
       log.warning("plugin {plugin}: {warning}", { plugin: plugin.name, warning });
     }
     const refusals = [...compiled.refusals, ...(await checkGrantSymlinks(compiled))];
+    if (refusals.length > 0) {
+      auditEvent({ kind: "grant.refused", plugin: plugin.name, detail: { refusals } });
+    }
     throwIfRefused({ plugin, refusals });
     const override = config.plugins[plugin.name];
     const settings = {
@@ -101,7 +122,7 @@ export class Launcher {
           // Re-checked before every spawn: the code on disk may have changed since the last one.
           // The graph check refuses static imports from outside the folder; the checksum covers
           // the whole folder (what a computed import() may load), not only the graph.
-          await checkModuleGraph(plugin, {
+          const graph = await checkModuleGraph(plugin, {
             denoBin: runtime.denoBin,
             importMapPath: runtime.importMapPath,
             allowed: runtime.sdkFiles,
@@ -123,11 +144,20 @@ export class Launcher {
             processGroups: runtime.setsid !== undefined,
             forbiddenRoots: [config.dirs.plugins, config.dirs.data],
           });
+          // Deno reports every permission check to a FIFO outside the plugin's grants.
+          const audit = this.#ctx.permissionAudit?.(plugin) === false
+            ? undefined
+            : await openProcessAudit(plugin.name, {
+              compiled,
+              dirs: [join(config.dirs.data, "permission_audit")],
+              trail: this.#ctx.audit,
+              metrics,
+            });
           const started = PluginProcess.start({
             name: plugin.name,
             bin: bin!,
             args: [...prefix, ...compiled.argv],
-            env: compiled.env,
+            env: { ...compiled.env, ...audit?.env },
             cwd: plugin.dir,
             protocolVersion: plugin.manifest.handshake.protocol_version,
             version: plugin.manifest.plugin.version,
@@ -136,11 +166,41 @@ export class Launcher {
             stopGraceMs: settings.stopGraceMs,
             signal,
             handlers: processes.handlers,
-            onExit: () => processes.close(),
+            onExit: async () => {
+              // The audit drains its FIFO in the background: the supervisor must learn of the
+              // exit (and restart) at once; the host's stop waits for it (settleAudits).
+              this.#track(
+                (audit?.close() ?? Promise.resolve()).finally(() =>
+                  auditEvent({
+                    kind: "plugin.exit",
+                    plugin: plugin.name,
+                    detail: { instance: index },
+                  })
+                ),
+              );
+              await processes.close();
+            },
             logBudget,
           });
-          started.then(() => processes.open(), () => processes.close());
-          return await started;
+          started.then(() => processes.open(), () => {
+            processes.close();
+            if (audit) this.#track(audit.close());
+          });
+          const proc = await started;
+          auditEvent({
+            kind: "plugin.start",
+            plugin: plugin.name,
+            detail: {
+              instance: index,
+              pid: proc.pid,
+              version: plugin.manifest.plugin.version,
+              argvSha256: argvHash(compiled.argv),
+              codeSha256: await codeHash(graph.files).catch(() => null),
+              grants: compiled.grants,
+              permissionAudit: audit !== undefined,
+            },
+          });
+          return proc;
         },
         onStateChange: (state, detail) => {
           log.info("plugin {plugin} is {state}", {

@@ -1,4 +1,5 @@
 import { getLogger } from "@logtape/logtape";
+import { auditEvent } from "../audit/mod.ts";
 import type { Config } from "../config/mod.ts";
 import {
   assertVerified,
@@ -75,7 +76,17 @@ export class PluginIntegrity {
     const result = await this.#hash((pool) => verifyPlugin(pool, plugin, { signal }));
     // The checksum file may have gone since the stat above.
     if (result.status === "unsigned" && signedBefore !== undefined) throw downgrade();
-    assertVerified(result, { required });
+    try {
+      assertVerified(result, { required });
+    } catch (e) {
+      const code = (e as IntegrityError).code;
+      auditEvent({
+        kind: "checksum.refused",
+        plugin: plugin.name,
+        detail: { code, actual: result.actual },
+      });
+      throw e;
+    }
     if (result.status === "ok") this.#verified.set(plugin, result.actual);
     log.info("plugin {plugin}: code matches its checksum {sha256}", {
       plugin: plugin.name,

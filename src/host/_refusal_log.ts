@@ -1,4 +1,5 @@
 import type { Logger } from "@logtape/logtape";
+import { auditEvent } from "../audit/mod.ts";
 
 /** Refusal records per plugin per {@linkcode REFUSAL_WINDOW_MS}; the rest are counted. */
 const REFUSAL_LOGS = 20;
@@ -21,6 +22,7 @@ export class RefusalLog {
 
   /** Logs one refusal, unless the window's quota is used up (then it is counted). */
   log(reason: string, fields: Record<string, unknown>): void {
+    auditEvent({ kind: "process.refused", plugin: this.#plugin, detail: { reason, ...fields } });
     const now = Date.now();
     const w = this.#window;
     if (now - w.start >= REFUSAL_WINDOW_MS) {

@@ -1,4 +1,5 @@
 import { getLogger } from "@logtape/logtape";
+import { auditEvent } from "../audit/mod.ts";
 import type { Config } from "../config/mod.ts";
 import type { PluginDescriptor } from "../manifest/mod.ts";
 import {
@@ -65,6 +66,7 @@ export function holdsWidening(change: WideningChange, ctx: WideningContext): str
     );
     return undefined;
   }
+  auditEvent({ kind: "widening.held", plugin: plugin.name, detail: { diff, widened } });
   log.warning(
     "reload of {plugin} held: its manifest widens its capabilities: {diff}. The running " +
       "process keeps serving with its grants (restarted after a crash, it runs the code now " +

@@ -1,4 +1,12 @@
 import { getLogger } from "@logtape/logtape";
+import { createHash } from "node:crypto";
+import {
+  attachAuditTrail,
+  AuditTrail,
+  auditTrailPath,
+  type PermissionReport,
+  permissionReport,
+} from "../audit/mod.ts";
 import type { Config, LoadedConfig } from "../config/mod.ts";
 import { PlugsconcError } from "../errors/mod.ts";
 import { LogStore } from "../logs/mod.ts";
@@ -24,6 +32,7 @@ import type { Entry } from "./_entry.ts";
 import { hostHealth, pluginInfo } from "./_entry_info.ts";
 import { HostListeners } from "./_host_listeners.ts";
 import { Launcher } from "./_launcher.ts";
+import { RemoteLauncher } from "../remote/remote_launcher.ts";
 import { loadHostConfig } from "./_load_host_config.ts";
 import { PluginIntegrity } from "./_plugin_integrity.ts";
 import { Reloader } from "./_reloader.ts";
@@ -79,14 +88,23 @@ export class PluginHost implements AsyncDisposable {
   );
   readonly #launcher: Launcher;
   readonly #reloader: Reloader;
+  /** Remote plugins (`placement: remote`): NATS connection and endpoints. */
+  readonly #remote: RemoteLauncher;
+  /** The audit trail this host appends to (`dirs.data/audit.db`), if it could be opened. */
+  readonly audit: AuditTrail | undefined;
+  readonly #detachAudit: () => void;
 
   private constructor(
     loaded: LoadedConfig,
     discovery: Discovery,
     entries: Map<string, Entry>,
     logStore: LogStore | undefined,
+    auditActor = "host",
   ) {
     this.config = loaded.config;
+    this.audit = openAudit(loaded.config, auditActor);
+    this.#detachAudit = this.audit ? attachAuditTrail(this.audit) : () => {};
+    if (this.audit) recordHostStart(this.audit, loaded);
     this.configFile = loaded.file;
     this.discovery = discovery;
     this.#entries = entries;
@@ -97,6 +115,12 @@ export class PluginHost implements AsyncDisposable {
     }
     const integrity = new PluginIntegrity(this.config, this.#pool);
     const emit = this.#events.emit;
+    this.#remote = new RemoteLauncher({
+      config: this.config,
+      configFile: this.configFile,
+      metrics: this.metrics,
+      healthFailures: this.#healthFailures,
+    });
     this.#launcher = new Launcher({
       config: this.config,
       configFile: this.configFile,
@@ -105,6 +129,9 @@ export class PluginHost implements AsyncDisposable {
       integrity,
       approved: this.#approved,
       emit,
+      audit: this.audit,
+      permissionAudit: (p) =>
+        this.config.plugins[p.name]?.permission_audit ?? this.config.security.permission_audit,
     });
     this.#reloader = new Reloader({
       config: this.config,
@@ -115,7 +142,7 @@ export class PluginHost implements AsyncDisposable {
       emit,
       stopping: () => this.#stopping !== undefined,
       runtime: async () => this.#runtime ??= await prepareRuntime(this.config),
-      launch: (plugin, policy, runtime) => this.#launcher.launch(plugin, policy, runtime),
+      launch: (plugin, policy, runtime) => this.#launch(plugin, policy, runtime),
     });
     registerRuntimeMetrics(this.metrics, { entries, pool: this.#pool });
   }
@@ -242,7 +269,7 @@ export class PluginHost implements AsyncDisposable {
         message: error.message,
       });
     }
-    const host = new PluginHost(loaded, discovery, entries, options.logStore);
+    const host = new PluginHost(loaded, discovery, entries, options.logStore, options.auditActor);
     host.#started = host.#startAll(ordered);
     // Change batches wait for the start, then run one at a time: two folders claiming one
     // name, or a reload racing a removal, are decided in order.
@@ -256,8 +283,17 @@ export class PluginHost implements AsyncDisposable {
     this.#runtime = runtime;
     await startInOrder(ordered, {
       entries: this.#entries,
-      launch: (plugin, policy) => this.#launcher.launch(plugin, policy, runtime),
+      launch: (plugin, policy) => this.#launch(plugin, policy, runtime),
     });
+  }
+
+  /** A local plugin under supervisors, a remote one over NATS, or local with NATS overflow. */
+  async #launch(plugin: PluginDescriptor, policy: PluginPolicy, runtime: HostRuntime) {
+    if (this.#remote.handles(plugin)) return await this.#remote.launch(plugin, policy, runtime);
+    const local = await this.#launcher.launch(plugin, policy, runtime);
+    return this.#remote.overflows(plugin)
+      ? await this.#remote.withOverflow(plugin, policy, local)
+      : local;
   }
 
   /**
@@ -357,6 +393,17 @@ export class PluginHost implements AsyncDisposable {
     return this.#entries.get(name)?.compiled;
   }
 
+  /**
+   * Which of a plugin's declared grants its runtime used (checks, last use) and which checks
+   * it was denied, over every run the audit trail recorded (totals are written every second and
+   * at each process exit). `undefined`: not started, or no audit trail.
+   */
+  permissions(name: string): PermissionReport | undefined {
+    const compiled = this.#entries.get(name)?.compiled;
+    if (compiled === undefined || this.audit === undefined) return undefined;
+    return permissionReport(compiled, this.audit.usage(name));
+  }
+
   /** The supervisor of a plugin, for advanced use and tests. */
   supervisor(name: string): PluginSupervisor | undefined {
     return this.#entries.get(name)?.supervisors?.[0];
@@ -376,13 +423,17 @@ export class PluginHost implements AsyncDisposable {
       for (const level of stopLevels([...this.#entries.values()])) {
         results.push(...await Promise.allSettled(level.map((e) => stopEntry(e))));
       }
+      results.push(...await Promise.allSettled([this.#remote.close()]));
       // Jobs already running finish; the whole stop is bounded by app.shutdown_timeout_ms.
       results.push(
         ...await Promise.allSettled([
           this.#pool?.stop({ timeoutMs: this.config.app.shutdown_timeout_ms }),
         ]),
       );
+      await this.#launcher.settleAudits();
       if (this.#ownsLogs) this.#logs?.close();
+      this.#detachAudit();
+      this.audit?.close();
       const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
       if (errors.length > 0) throw new AggregateError(errors, "some plugins did not stop cleanly");
     })();
@@ -392,5 +443,33 @@ export class PluginHost implements AsyncDisposable {
   /** Same as {@link PluginHost.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+}
+
+/** `host.start` with the effective config's hash, and `config.changed` when it differs from the last. */
+function recordHostStart(trail: AuditTrail, loaded: LoadedConfig): void {
+  try {
+    const configSha256 = createHash("sha256").update(JSON.stringify(loaded.config)).digest("hex");
+    const last = trail.query({ kind: "host.start", limit: 1 })[0];
+    const before = last
+      ? (JSON.parse(last.detail) as { configSha256?: string }).configSha256
+      : undefined;
+    const detail = { configFile: loaded.file ?? null, configSha256, version: VERSION };
+    if (before !== undefined && before !== configSha256) {
+      trail.append({ kind: "config.changed", detail: { ...detail, previousSha256: before } });
+    }
+    trail.append({ kind: "host.start", detail });
+  } catch (error) {
+    log.error("audit trail: cannot record the host start: {error}", { error });
+  }
+}
+
+function openAudit(config: Config, actor: string): AuditTrail | undefined {
+  try {
+    return AuditTrail.open(auditTrailPath(config), { actor });
+  } catch (error) {
+    // Security events then reach only the log; the host still runs.
+    log.error("audit trail off: {error}", { error });
+    return undefined;
   }
 }

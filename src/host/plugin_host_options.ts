@@ -21,4 +21,6 @@ export interface PluginHostOptions {
    * (for queries; records reach it only where logging is set up with the store's sink).
    */
   logStore?: LogStore;
+  /** Who the audit trail names as the writer of this host's events. Default: `host`. */
+  auditActor?: string;
 }

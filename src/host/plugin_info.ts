@@ -21,6 +21,8 @@ export interface PluginInfo {
   readonly instances: readonly InstanceInfo[];
   /** Circuit breaker state. */
   readonly breaker: "closed" | "open" | "half-open";
+  /** `local`, `remote` (served by `plugsconc serve` workers over NATS), or `overflow`. */
+  readonly placement?: "local" | "remote" | "overflow";
 }
 
 /** One process of a plugin, as `plugins()` and `health()` report it. */
@@ -32,4 +34,6 @@ export interface InstanceInfo {
   readonly health: HealthStatus;
   readonly message: string | undefined;
   readonly inFlight: number;
+  /** A remote instance's workers, as NATS service discovery last reported them. */
+  readonly workers?: readonly { readonly id: string; readonly version: string }[];
 }

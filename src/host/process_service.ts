@@ -1,4 +1,5 @@
 import { getLogger } from "@logtape/logtape";
+import { auditEvent } from "../audit/mod.ts";
 import type { RpcHandler, RpcHandlerContext } from "../rpc/mod.ts";
 import type { ChildInfo, ProcessResult } from "../sdk/host_client.ts";
 import { Collector } from "./_output_collector.ts";
@@ -432,6 +433,11 @@ export class ProcessService implements AsyncDisposable {
       }),
     };
     this.#children.set(child.id, child);
+    auditEvent({
+      kind: "process.exec",
+      plugin: this.#o.plugin,
+      detail: { command, args: argv.slice(0, 16).map(shortArg), pid: child.pid },
+    });
     log.info("plugin {plugin} started {command} (pid {pid})", {
       plugin: this.#o.plugin,
       command,

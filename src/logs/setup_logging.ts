@@ -3,10 +3,12 @@ import {
   getAnsiColorFormatter,
   getJsonLinesFormatter,
   getTextFormatter,
+  type LogLevel,
   type LogRecord,
   reset,
   type Sink,
   type TextFormatter,
+  withFilter,
 } from "@logtape/logtape";
 import { getRotatingFileSink, getTimeRotatingFileSink } from "@logtape/file";
 import { AsyncLocalStorage } from "node:async_hooks";
@@ -27,6 +29,11 @@ export interface SetupLoggingOptions {
   write?: (text: string) => void;
   /** Whether the console is a terminal (colors, human format). Default: `Deno.stderr.isTerminal()`. */
   isTerminal?: boolean;
+  /**
+   * Lowest level the console shows, above `logging.level` (a short command keeps stdout clean
+   * while the store still gets every record). Default: `logging.level`.
+   */
+  consoleLevel?: LogLevel;
 }
 
 const encoder = new TextEncoder();
@@ -66,8 +73,12 @@ export async function setupLogging(
   options: SetupLoggingOptions = {},
 ): Promise<AsyncDisposable> {
   const isTerminal = options.isTerminal ?? Deno.stderr.isTerminal();
+  const consoleSink = getWriterSink(
+    consoleFormatter(logging, isTerminal),
+    options.write ?? writeStderr,
+  );
   const sinks: Record<string, Sink> = {
-    console: getWriterSink(consoleFormatter(logging, isTerminal), options.write ?? writeStderr),
+    console: options.consoleLevel ? withFilter(consoleSink, options.consoleLevel) : consoleSink,
     ...options.extraSinks,
   };
   if (logging.file.enabled) {

@@ -1,3 +1,4 @@
+import { auditEvent } from "../audit/mod.ts";
 import type { BearerAuth } from "./bearer_auth.ts";
 import { HttpError } from "./http_error.ts";
 
@@ -11,6 +12,10 @@ export function authenticate(auth: BearerAuth | undefined, request: Request): vo
   if (auth === undefined) return;
   const result = auth.check(request.headers.get("authorization"));
   if (result === "ok") return;
+  auditEvent({
+    kind: "gateway.auth_failed",
+    detail: { reason: result, method: request.method, path: new URL(request.url).pathname },
+  });
   if (result === "missing") {
     throw new HttpError(
       401,

@@ -1,3 +1,4 @@
+import type { PermissionReport } from "../audit/mod.ts";
 import type { PluginHost, PluginInfo } from "../host/mod.ts";
 import type { MetricSnapshot } from "../metrics/mod.ts";
 import type { PluginPolicy } from "../pipeline/mod.ts";
@@ -41,10 +42,16 @@ export interface PluginView {
     readonly health: string;
     readonly message: string | null;
     readonly in_flight: number;
+    /** A remote instance's workers (NATS service discovery). */
+    readonly workers?: readonly { readonly id: string; readonly version: string }[];
   }[];
+  /** `local`, or `remote` (served by `plugsconc serve` workers over NATS). */
+  readonly placement?: string;
   /** The effective call policy (config defaults, overrides, manifest). */
   readonly policy: PluginPolicy | null;
   readonly calls: PluginCalls;
+  /** Only for `GET /v1/plugins/{name}`: declared grants used or not, denied checks. */
+  readonly permissions?: PermissionReport | null;
 }
 
 const CALL_METRICS = new Set([
@@ -66,13 +73,22 @@ const CALL_METRICS = new Set([
  * ```
  */
 export function pluginViews(
-  host: Pick<PluginHost, "plugins" | "policy" | "metrics">,
+  host:
+    & Pick<PluginHost, "plugins" | "policy" | "metrics">
+    & Partial<Pick<PluginHost, "permissions">>,
   name?: string,
 ): PluginView[] {
   const infos = host.plugins().filter((p) => name === undefined || p.name === name);
   if (infos.length === 0) return [];
   const metrics = host.metrics.snapshot().filter((m) => CALL_METRICS.has(m.name));
-  return infos.map((info) => viewOf(info, host.policy(info.name), callsOf(metrics, info.name)));
+  const views = infos.map((info) =>
+    viewOf(info, host.policy(info.name), callsOf(metrics, info.name))
+  );
+  // One plugin asked for: its permission audit too (a database read, so not in the list).
+  if (name !== undefined && host.permissions) {
+    return views.map((v) => ({ ...v, permissions: host.permissions!(v.name) ?? null }));
+  }
+  return views;
 }
 
 function viewOf(info: PluginInfo, policy: PluginPolicy | undefined, calls: PluginCalls) {
@@ -94,7 +110,9 @@ function viewOf(info: PluginInfo, policy: PluginPolicy | undefined, calls: Plugi
       health: i.health,
       message: i.message ?? null,
       in_flight: i.inFlight,
+      ...(i.workers ? { workers: i.workers } : {}),
     })),
+    placement: info.placement ?? "local",
     policy: policy ?? null,
     calls,
   };

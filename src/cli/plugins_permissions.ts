@@ -1,0 +1,62 @@
+import type { Command } from "commander";
+import {
+  AuditTrail,
+  auditTrailPath,
+  formatPermissionReport,
+  type PermissionReport,
+  permissionReport,
+  type UsageEntry,
+} from "../audit/mod.ts";
+import { type Config, loadConfig, type LoadedConfig } from "../config/mod.ts";
+import { prepareRuntime, sandboxContext } from "../host/mod.ts";
+import { discoverPlugins } from "../manifest/mod.ts";
+import { type CompiledSandbox, compileSandbox } from "../sandbox/mod.ts";
+import { VERSION } from "../version.ts";
+import type { CliContext } from "./context.ts";
+import { setupCommandLogging } from "./host_logging.ts";
+import { findPlugin } from "./plugin_lookup.ts";
+
+/** `plugins permissions <name>`: declared grants used or never used, denied attempts. */
+export function registerPermissionsCommand(plugins: Command, ctx: CliContext): void {
+  plugins
+    .command("permissions")
+    .description(
+      "each declared grant, used or never used (checks, last use), and each denied attempt, " +
+        "from the permission audit of every run of the plugin",
+    )
+    .argument("<name>", "plugin name")
+    .option("--json", "print JSON")
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const globals = ctx.globals();
+      const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
+      await using _logging = await setupCommandLogging(loaded, globals.verbose);
+      const compiled = await compileFor(loaded, name);
+      const report = permissionReport(compiled, storedUsage(loaded.config, name));
+      ctx.io.out(
+        opts.json ? JSON.stringify(report, null, 2) + "\n" : formatPermissionReport(report),
+      );
+    });
+}
+
+/** The plugin's sandbox as the host would compile it now. */
+export async function compileFor(loaded: LoadedConfig, name: string): Promise<CompiledSandbox> {
+  const config = loaded.config;
+  const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
+  const plugin = findPlugin(discovery, name);
+  const runtime = await prepareRuntime(config);
+  return compileSandbox(plugin, sandboxContext(config, loaded.file, plugin, runtime));
+}
+
+/** Usage totals the audit trail holds for `plugin` (none: no trail yet). */
+export function storedUsage(config: Config, plugin: string): UsageEntry[] {
+  const path = auditTrailPath(config);
+  try {
+    Deno.statSync(path);
+  } catch {
+    return [];
+  }
+  using trail = AuditTrail.open(path, { readOnly: true });
+  return trail.usage(plugin);
+}
+
+export type { PermissionReport };
