@@ -26,8 +26,10 @@
  *   skips it) the go-plugin peer (net/rpc) runs in the same run, in rounds interleaved with
  *   ours, and each shape gets its ratio against the peer's run of the same round.
  *
- * Usage: `deno run -A scripts/bench/rpc.ts [--peer|--no-peer] [--rounds N]` (about 20 s on 2
- * cores, plus about 15 s per peer round).
+ * Usage: `deno run -A scripts/bench/rpc.ts [--peer|--no-peer] [--rounds N]
+ * [--permission-audit on|off]` (about 20 s on 2 cores, plus about 15 s per peer round).
+ * `--permission-audit` sets `security.permission_audit` (default: the config's default, on);
+ * `scripts/bench/permission_audit.ts` compares the two interleaved.
  *
  * @module
  */
@@ -406,9 +408,16 @@ async function main() {
   if (args.includes("--peer") && !goPluginAvailable()) {
     throw new Error("--peer needs ../shared/peers/goplugin/run.sh and go (see its README)");
   }
+  const auditAt = args.indexOf("--permission-audit");
+  const auditArg = auditAt >= 0 ? args[auditAt + 1] : undefined;
+  if (auditAt >= 0 && auditArg !== "on" && auditArg !== "off") {
+    throw new RangeError(`--permission-audit must be on or off, got ${auditArg}`);
+  }
   const started = performance.now();
   const machineInfo = { ...(await machine()), loadavg_at_start: loadavg() };
-  await using home = await makeHome();
+  await using home = await makeHome(
+    auditArg === undefined ? {} : { security: { permission_audit: auditArg === "on" } },
+  );
   await home.addPlugin(BENCH_PLUGIN_SOURCE);
   const scripts = await writeScripts(join(home.dir, "raw"));
   progress("starting the host");
@@ -455,6 +464,7 @@ async function main() {
   const result = {
     benchmark: "plugsconc rpc",
     machine: machineInfo,
+    permission_audit: host.config.security.permission_audit,
     cold_start: cold,
     sequential_100b: {
       param_bytes: 100,
