@@ -71,6 +71,7 @@ export {
 } from "./src/remote/mod.ts";
 export { IntegrityError } from "./src/integrity/mod.ts";
 export {
+  AuditError,
   type AuditEvent,
   type AuditQuery,
   type AuditRow,

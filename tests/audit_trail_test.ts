@@ -104,3 +104,50 @@ Deno.test("after `call cat speak`, the trail shows cat's start and exit and the 
   const v = await verify(home.configPath);
   assert.equal(v.code, 0, v.stderr);
 });
+
+Deno.test("`audit verify`, `audit query` and `plugins permissions` name an empty or corrupt audit.db (AUDIT_OPEN, exit 1)", async () => {
+  await using home = await makeHome();
+  await home.addPlugin(join(SAMPLE_PLUGINS, "cat"));
+  await home.writeConfig();
+  const path = join(home.dir, "data/audit.db");
+  await Deno.mkdir(join(home.dir, "data"), { recursive: true });
+  const commands = [
+    ["audit", "verify"],
+    ["audit", "query", "--json"],
+    ["plugins", "permissions", "cat"],
+  ];
+  for (const content of ["", "this is not an SQLite database\n".repeat(200)]) {
+    await Deno.writeTextFile(path, content);
+    for (const args of commands) {
+      const io = memoryIo();
+      const code = await runCli(["--config", home.configPath, ...args], io);
+      const what = `${args.join(" ")} on ${content.length} bytes: ${io.stderr}`;
+      assert.equal(code, 1, what);
+      assert.match(
+        io.stderr,
+        /error \[AUDIT_OPEN\]: .*audit\.db is not a plugsconc audit trail/,
+        what,
+      );
+      assert.ok(io.stderr.includes(path), what);
+      assert.doesNotMatch(io.stderr, /internal error/, what);
+    }
+  }
+});
+
+Deno.test("`audit query --json` prints a detail that is not JSON as the stored text", async () => {
+  const { home, path } = await freshTrail();
+  await using _ = home;
+  await sqlite3(path, "UPDATE audit SET detail = 'not json' WHERE id = 2");
+  const q = memoryIo();
+  assert.equal(
+    await runCli(["--config", home.configPath, "audit", "query", "--json"], q),
+    0,
+    q.stderr,
+  );
+  const rows = q.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(rows.map((r) => r.detail), [{ i: 1 }, "not json", { i: 3 }, { i: 4 }]);
+  // The chain still names the edit.
+  const v = await verify(home.configPath);
+  assert.equal(v.code, 1);
+  assert.match(v.stderr, /row 2: row was edited/);
+});

@@ -6,11 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { AuditTrail } from "../src/audit/mod.ts";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
 
 const READER = join(FIXTURE_PLUGINS, "audit_reader");
+/** A control character other than the newline: what plugin-supplied text must never print. */
+// deno-lint-ignore no-control-regex -- matching raw control characters is the point
+const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
 
 async function home() {
   const h = await makeHome();
@@ -57,8 +61,9 @@ Deno.test("`plugins permissions` shows a granted path never read as unused and a
     await runCli(["--config", h.configPath, "plugins", "permissions", "audit-reader"], text),
     0,
   );
-  assert.match(text.stdout, /UNUSED read {2}\.\/data\/b\.txt/);
-  assert.match(text.stdout, /read {2}\/etc\/hostname: 1 time\(s\)/);
+  assert.match(text.stdout, /UNUSED read {2}"\.\/data\/b\.txt"/);
+  assert.match(text.stdout, /read {2}"\/etc\/hostname": 1 time\(s\)/);
+  assert.doesNotMatch(text.stdout, /INCOMPLETE/);
   // The denied attempt is an audit event too.
   using trail = AuditTrail.open(join(h.dir, "data/audit.db"), { readOnly: true });
   const denied = trail.query({ kind: "permission.denied", plugin: "audit-reader" });
@@ -112,7 +117,7 @@ Deno.test("`plugins learn` proposes removing the unused grant, adding /etc/hostn
       '    - { path: "./data/a.txt", permissions: ["read"] }\n' +
       '    # REMOVE (never used): - { path: "./data/b.txt", permissions: ["read"] }\n' +
       '    - { path: "/etc/hostname", permissions: ["read"] }  # ADD: denied 1 time(s)\n' +
-      `# REFUSED (not proposed): read /proc/self/status (1 time(s)): ${p.refused[0].reason}\n`,
+      `# REFUSED (not proposed): read "/proc/self/status" (1 time(s)): ${p.refused[0].reason}\n`,
   );
   // The manifest is untouched.
   const manifest = await Deno.readTextFile(join(h.dir, "plugins/audit-reader/manifest.yaml"));
@@ -140,4 +145,87 @@ Deno.test("`plugins learn` without --calls counts what the plugin checks while a
     { path: "/etc/hostname", permissions: ["read"] },
   ]);
   assert.deepEqual(p.remove, ["capabilities.filesystem[0]", "capabilities.filesystem[1]"]);
+});
+
+Deno.test("a denied read after 1000 distinct granted checks is still reported, and the report says what it did not keep", async () => {
+  await using h = await makeHome();
+  await h.addPlugin(join(FIXTURE_PLUGINS, "audit_flood"), { as: "audit-flood" });
+  await h.writeConfig({
+    security: { allowed_roots: [join(h.dir, "plugins"), join(h.dir, "data")] },
+  });
+  let metrics = "";
+  {
+    await using host = await h.startHost();
+    assert.equal(await host.call("audit-flood", "flood"), "NotCapable");
+    await host.stop();
+    metrics = host.metrics.prometheus();
+  }
+  assert.match(
+    metrics,
+    /plugsconc_permission_audit_dropped_total\{plugin="audit-flood",reason="overflow"\} [1-9]/,
+  );
+  const io = memoryIo();
+  assert.equal(
+    await runCli(["--config", h.configPath, "plugins", "permissions", "audit-flood", "--json"], io),
+    0,
+    io.stderr,
+  );
+  const report = JSON.parse(io.stdout);
+  assert.deepEqual(
+    report.denied.map((d: { permission: string; value: string }) => [d.permission, d.value]),
+    [["read", "/etc/hostname"]],
+  );
+  assert.ok(report.incomplete.overflow > 0, JSON.stringify(report.incomplete));
+  assert.equal(report.incomplete.deniedOverflow, 0);
+  using trail = AuditTrail.open(join(h.dir, "data/audit.db"), { readOnly: true });
+  assert.equal(trail.query({ kind: "permission.denied", plugin: "audit-flood" }).length, 1);
+  const gaps = trail.query({ kind: "permission.audit_incomplete", plugin: "audit-flood" });
+  assert.equal(gaps.length, 1);
+  assert.equal(JSON.parse(gaps[0]!.detail).overflow, report.incomplete.overflow);
+  const text = memoryIo();
+  await runCli(["--config", h.configPath, "plugins", "permissions", "audit-flood"], text);
+  assert.match(text.stdout, /read {2}"\/etc\/hostname": 1 time\(s\)/);
+  assert.match(text.stdout, /INCOMPLETE/);
+  assert.match(text.stdout, /\d+ granted check\(s\) of pairs past the per-process bound/);
+});
+
+Deno.test("`plugins learn` prints a path holding a newline, YAML and an ANSI escape inert", async () => {
+  await using h = await makeHome();
+  await h.addPlugin(join(FIXTURE_PLUGINS, "audit_inject"), { as: "audit-inject" });
+  await h.writeConfig({
+    security: { allowed_roots: [join(h.dir, "plugins"), join(h.dir, "data"), "/etc"] },
+  });
+  const calls = join(h.dir, "calls.jsonl");
+  await Deno.writeTextFile(calls, '{"method":"go"}\n');
+  const io = memoryIo();
+  assert.equal(
+    await runCli(
+      ["--config", h.configPath, "plugins", "learn", "audit-inject", "--calls", calls],
+      io,
+    ),
+    0,
+    io.stderr,
+  );
+  // Neither the refused path nor the call's error message reached a line of its own.
+  assert.doesNotMatch(io.stdout, RAW_CONTROL);
+  assert.doesNotMatch(io.stdout, /^\s*- \{ path: "\/home"/m);
+  assert.doesNotMatch(io.stdout, /^\s*- \{ path: "\/root"/m);
+  assert.match(io.stdout, /# REFUSED \(not proposed\): read "\/nowhere\\n {4}- \{ path: /);
+  assert.match(io.stdout, /# call failed: /);
+  const doc = parseYaml(io.stdout) as {
+    capabilities: { filesystem: { path: string; permissions: string[] }[] };
+  };
+  assert.deepEqual(doc.capabilities.filesystem.map((g) => g.path), [
+    "./data/a.txt",
+    "./data/b.txt",
+  ]);
+  const p = memoryIo();
+  assert.equal(
+    await runCli(["--config", h.configPath, "plugins", "permissions", "audit-inject"], p),
+    0,
+    p.stderr,
+  );
+  assert.doesNotMatch(p.stdout, RAW_CONTROL);
+  assert.match(p.stdout, /read {2}"\/nowhere\\n {4}- \{ path: \\"\/home\\"/);
+  assert.equal(p.stdout.split("\n").filter((l) => l.includes("/home")).length, 1);
 });

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { PlugsconcError } from "../errors/mod.ts";
+import { AuditError } from "./audit_error.ts";
+import type { TallyGaps } from "./permission_tally.ts";
 
 /** One security event as stored: `hash` = SHA-256 of `prev_hash` and the row's fields. */
 export interface AuditRow {
@@ -90,12 +91,14 @@ export class AuditTrail implements Disposable {
    *
    * @param options.actor who writes (default `host`)
    * @param options.readOnly open for `verify`/`query` only; the file must exist (default false)
-   * @throws {PlugsconcError} `AUDIT_OPEN` when the file cannot be opened or created
+   * @throws {AuditError} `AUDIT_OPEN` when the file cannot be opened or created, or (read-only)
+   *   holds no audit trail: empty, corrupt, or another database
    */
   static open(path: string, options: { actor?: string; readOnly?: boolean } = {}): AuditTrail {
+    let db: DatabaseSync | undefined;
     try {
       if (!options.readOnly) Deno.mkdirSync(dirname(path), { recursive: true });
-      const db = new DatabaseSync(path, { timeout: 2000, readOnly: options.readOnly ?? false });
+      db = new DatabaseSync(path, { timeout: 2000, readOnly: options.readOnly ?? false });
       if (!options.readOnly) {
         db.exec("PRAGMA journal_mode = WAL");
         db.exec(`CREATE TABLE IF NOT EXISTS audit (
@@ -105,13 +108,33 @@ export class AuditTrail implements Disposable {
           plugin TEXT NOT NULL, permission TEXT NOT NULL, value TEXT NOT NULL,
           granted INTEGER NOT NULL, count INTEGER NOT NULL, last_use INTEGER NOT NULL,
           PRIMARY KEY (plugin, permission, value))`);
+      } else {
+        try {
+          // Opening never reads the file: an empty or foreign file fails only here.
+          db.prepare(
+            "SELECT id, ts, kind, plugin, actor, detail, prev_hash, hash FROM audit LIMIT 1",
+          ).all();
+        } catch (cause) {
+          throw new AuditError(
+            "AUDIT_OPEN",
+            `${path} is not a plugsconc audit trail (${(cause as Error).message}): it is ` +
+              "empty, corrupt or another file; move it aside (keep a copy as evidence) and the " +
+              "host starts a new trail there, or check dirs.data",
+            { path, cause },
+          );
+        }
       }
       return new AuditTrail(path, db, options.actor ?? "host");
     } catch (cause) {
-      throw new PlugsconcError(
+      try {
+        db?.close();
+      } catch { /* not open */ }
+      if (cause instanceof AuditError) throw cause;
+      throw new AuditError(
         "AUDIT_OPEN",
-        `cannot open the audit trail ${path}: ${(cause as Error).message}; check dirs.data`,
-        { cause, details: { path } },
+        `cannot open the audit trail ${path}: ${(cause as Error).message}; check dirs.data ` +
+          "(a corrupt file: move it aside and the host starts a new trail)",
+        { path, cause },
       );
     }
   }
@@ -243,6 +266,30 @@ export class AuditTrail implements Disposable {
       count: Number(r.count),
       lastUse: Number(r.last_use),
     }));
+  }
+
+  /**
+   * The sums of the plugin's `permission.audit_incomplete` events: checks its usage totals do
+   * not hold (all zero when every check was counted).
+   */
+  gaps(plugin: string): TallyGaps {
+    const sum = { overflow: 0, deniedOverflow: 0, skipped: 0, malformed: 0 };
+    const rows = this.#db.prepare(
+      "SELECT detail FROM audit WHERE kind = 'permission.audit_incomplete' AND plugin = ?",
+    ).iterate(plugin);
+    for (const r of rows) {
+      let d: unknown;
+      try {
+        d = JSON.parse(String((r as Record<string, unknown>).detail));
+      } catch {
+        continue; // an edited row: `audit verify` reports it
+      }
+      for (const k of Object.keys(sum) as (keyof TallyGaps)[]) {
+        const n = (d as Record<string, unknown> | null)?.[k];
+        if (typeof n === "number" && Number.isFinite(n) && n > 0) sum[k] += n;
+      }
+    }
+    return sum;
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import type { PluginDescriptor } from "../manifest/mod.ts";
 import { type CompiledSandbox, compileSandbox, type SandboxContext } from "../sandbox/mod.ts";
+import { inert, quoted } from "./_quote.ts";
 import { permissionReport } from "./permission_report.ts";
 import type { UsageEntry } from "./permission_tally.ts";
 
@@ -136,13 +137,20 @@ function check(
   }
 }
 
-/** YAML flow style: `{ path: "./data", permissions: ["read"] }` (strings JSON-quoted). */
+/**
+ * YAML flow style: `{ path: "./data", permissions: ["read"] }`. Strings (keys too) are
+ * JSON-quoted with every control character escaped: the values come from the plugin (paths it
+ * tried, its manifest), and none may end the line it is on.
+ */
 function flow(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(flow).join(", ")}]`;
   if (v !== null && typeof v === "object") {
-    return `{ ${Object.entries(v).map(([k, x]) => `${k}: ${flow(x)}`).join(", ")} }`;
+    return `{ ${
+      Object.entries(v).map(([k, x]) => `${/^[a-z_]+$/.test(k) ? k : quoted(k)}: ${flow(x)}`)
+        .join(", ")
+    } }`;
   }
-  return JSON.stringify(v);
+  return typeof v === "string" ? quoted(v) : JSON.stringify(v);
 }
 
 function render(
@@ -189,7 +197,8 @@ function render(
   if (out.length === 1) out[0] = "capabilities: {}";
   for (const r of refused) {
     out.push(
-      `# REFUSED (not proposed): ${r.permission} ${r.value} (${r.count} time(s)): ${r.reason}`,
+      `# REFUSED (not proposed): ${inert(r.permission)} ${quoted(r.value)} (${r.count} time(s)): ` +
+        inert(r.reason),
     );
   }
   return out.join("\n") + "\n";

@@ -14,12 +14,12 @@ export {
   type AuditVerdict,
   rowHash,
 } from "./audit_trail.ts";
+export { AuditError, type AuditErrorCode } from "./audit_error.ts";
 export { appendAuditEvent, auditTrailPath } from "./audit_paths.ts";
 export {
   type ClassifiedCheck,
   classifyCheck,
   type GrantSet,
-  isUnder,
   parsePermissionCheck,
   type PermissionCheck,
 } from "./permission_check.ts";
@@ -27,12 +27,14 @@ export { PermissionAuditPipe, type PermissionAuditPipeOptions } from "./permissi
 export {
   PermissionTally,
   type PermissionTallyOptions,
+  type TallyGaps,
   type UsageEntry,
 } from "./permission_tally.ts";
 export {
   type DeniedAttempt,
   formatPermissionReport,
   type GrantUsage,
+  incompleteLines,
   type PermissionReport,
   permissionReport,
 } from "./permission_report.ts";

@@ -1,4 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
+// Deno grants are recursive: a check is granted when its path is a root or below one.
+import { isInside } from "../manifest/mod.ts";
 
 /**
  * One permission check as Deno 2.9 writes it to `DENO_AUDIT_PERMISSIONS`:
@@ -54,11 +56,6 @@ export interface ClassifiedCheck {
   readonly granted: boolean;
 }
 
-/** Whether `path` is `root` or below it (Deno grants are recursive). */
-export function isUnder(path: string, root: string): boolean {
-  return path === root || path.startsWith(root.endsWith("/") ? root : root + "/");
-}
-
 /**
  * Decides whether Deno granted `check` under `grants`, and normalises its value. Returns
  * `undefined` for checks that are duplicates of another line (`fetch` writes the URL, then
@@ -76,7 +73,7 @@ export function classifyCheck(
       if (raw === null) return { permission, value: "*", granted: false };
       const path = isAbsolute(raw) ? resolve(raw) : resolve(grants.cwd, raw);
       const roots = permission === "read" ? grants.read : grants.write;
-      return { permission, value: path, granted: roots.some((r) => isUnder(path, r)) };
+      return { permission, value: path, granted: roots.some((r) => isInside(path, r)) };
     }
     case "net": {
       if (raw !== null && raw.includes("://")) return undefined;

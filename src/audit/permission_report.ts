@@ -1,6 +1,7 @@
 import type { CompiledSandbox } from "../sandbox/mod.ts";
-import { isUnder } from "./permission_check.ts";
-import type { UsageEntry } from "./permission_tally.ts";
+import { inert, quoted } from "./_quote.ts";
+import { isInside } from "../manifest/mod.ts";
+import type { TallyGaps, UsageEntry } from "./permission_tally.ts";
 
 /** One declared grant and whether the plugin used it. */
 export interface GrantUsage {
@@ -31,7 +32,14 @@ export interface PermissionReport {
   readonly plugin: string;
   readonly grants: readonly GrantUsage[];
   readonly denied: readonly DeniedAttempt[];
+  /**
+   * Checks the totals do not hold (all zero: the report is complete). `skipped` checks were
+   * never examined, so a denial may be among them.
+   */
+  readonly incomplete: TallyGaps;
 }
+
+const NO_GAPS: TallyGaps = { overflow: 0, deniedOverflow: 0, skipped: 0, malformed: 0 };
 
 /**
  * Matches usage totals to the grants a sandbox declares: a filesystem grant is used when a
@@ -42,6 +50,7 @@ export interface PermissionReport {
 export function permissionReport(
   compiled: CompiledSandbox,
   usage: readonly UsageEntry[],
+  gaps: TallyGaps = NO_GAPS,
 ): PermissionReport {
   const grants: GrantUsage[] = [];
   const add = (
@@ -65,8 +74,8 @@ export function permissionReport(
     });
   };
   for (const g of compiled.fs) {
-    if (g.read) add(g.at, "read", g.declared, g.path, (e) => isUnder(e.value, g.path));
-    if (g.write) add(g.at, "write", g.declared, g.path, (e) => isUnder(e.value, g.path));
+    if (g.read) add(g.at, "read", g.declared, g.path, (e) => isInside(e.value, g.path));
+    if (g.write) add(g.at, "write", g.declared, g.path, (e) => isInside(e.value, g.path));
   }
   const m = compiled.plugin.manifest.capabilities;
   m.network.egress.forEach((r, i) => {
@@ -92,24 +101,61 @@ export function permissionReport(
     count: e.count,
     lastUse: new Date(e.lastUse).toISOString(),
   }));
-  return { plugin: compiled.plugin.name, grants, denied };
+  return { plugin: compiled.plugin.name, grants, denied, incomplete: { ...gaps } };
 }
 
-/** The report as the text `plugins permissions` prints. */
+/**
+ * The report as the text `plugins permissions` prints. Values the plugin controls (the paths
+ * it tried, its manifest's text) are JSON-quoted, so none can add a line or a terminal escape.
+ */
 export function formatPermissionReport(r: PermissionReport): string {
-  const lines = [`plugin ${r.plugin}: declared grants`];
+  const lines = [`plugin ${inert(r.plugin)}: declared grants`];
   if (r.grants.length === 0) lines.push("  (none)");
   for (const g of r.grants) {
     lines.push(
-      `  ${g.used ? "used  " : "UNUSED"} ${g.permission.padEnd(5)} ${g.declared}` +
-        (g.granted !== g.declared ? ` (${g.granted})` : "") +
+      `  ${g.used ? "used  " : "UNUSED"} ${g.permission.padEnd(5)} ${quoted(g.declared)}` +
+        (g.granted !== g.declared ? ` (${quoted(g.granted)})` : "") +
         (g.used ? `: ${g.count} check(s), last ${g.lastUse}` : ": never used") + `  [${g.at}]`,
     );
   }
   lines.push("denied attempts");
   if (r.denied.length === 0) lines.push("  (none)");
   for (const d of r.denied) {
-    lines.push(`  ${d.permission.padEnd(5)} ${d.value}: ${d.count} time(s), last ${d.lastUse}`);
+    lines.push(
+      `  ${inert(d.permission).padEnd(5)} ${
+        quoted(d.value)
+      }: ${d.count} time(s), last ${d.lastUse}`,
+    );
   }
+  lines.push(...incompleteLines(r.incomplete, ""));
   return lines.join("\n") + "\n";
+}
+
+/**
+ * Lines saying what the totals behind a report do not hold (none when they hold every
+ * check), each starting with `prefix`.
+ */
+export function incompleteLines(g: TallyGaps, prefix: string): string[] {
+  const out: string[] = [];
+  if (g.skipped > 0) {
+    out.push(
+      `${prefix}  ${g.skipped} check(s) not examined (over the audit's rate limit): ` +
+        "granted or denied is unknown, a denied attempt may be among them",
+    );
+  }
+  if (g.deniedOverflow > 0) {
+    out.push(
+      `${prefix}  ${g.deniedOverflow} denied check(s) of pairs past the per-process bound: ` +
+        "logged as permission.denied events (up to their cap), not counted above",
+    );
+  }
+  if (g.overflow > 0) {
+    out.push(
+      `${prefix}  ${g.overflow} granted check(s) of pairs past the per-process bound, not counted`,
+    );
+  }
+  if (g.malformed > 0) out.push(`${prefix}  ${g.malformed} audit line(s) that were not checks`);
+  return out.length === 0
+    ? []
+    : [`${prefix}INCOMPLETE: the audit did not hold every check`, ...out];
 }

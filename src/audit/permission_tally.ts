@@ -10,36 +10,64 @@ export interface UsageEntry {
   lastUse: number;
 }
 
+/**
+ * What a tally did not keep or could not examine: a report built from its totals is
+ * incomplete by these counts.
+ */
+export interface TallyGaps {
+  /** Granted checks not kept: distinct granted pairs past `maxEntries`. */
+  readonly overflow: number;
+  /** Denied checks not kept: distinct denied pairs past `maxDenied` (still reported to `onDenied`). */
+  readonly deniedOverflow: number;
+  /** Lines skipped over the rate, unparsed: granted or denied, nobody knows. */
+  readonly skipped: number;
+  /** Lines that were not checks. */
+  readonly malformed: number;
+}
+
 /** Options of {@linkcode PermissionTally}. */
 export interface PermissionTallyOptions {
-  /** Distinct (permission, value) pairs kept; more are only counted in `overflow`. Default 1000. */
+  /** Distinct granted (permission, value) pairs kept; more are only counted in `overflow`. Default 1000. */
   readonly maxEntries?: number;
+  /**
+   * Distinct denied pairs kept, apart from the granted ones (a flood of granted checks cannot
+   * push a denial out); more are counted in `deniedOverflow`. Default 1000.
+   */
+  readonly maxDenied?: number;
   /** Lines parsed per second, averaged (bursts of 2 s pass); more are counted, not parsed. Default 5000. */
   readonly linesPerSecond?: number;
-  /** Called the first time a denied pair is seen. */
+  /**
+   * Called the first time a denied pair is seen, and for every check of a denied pair past
+   * `maxDenied` (the caller caps the events it writes).
+   */
   readonly onDenied?: (entry: UsageEntry) => void;
   /** Clock, for tests. */
   readonly now?: () => number;
 }
 
 /**
- * Counts a plugin process's permission checks, bounded in memory (at most `maxEntries` pairs)
- * and in work (a token bucket of `linesPerSecond`): a plugin that checks a million distinct
- * paths costs the host a counter, not a million map entries.
+ * Counts a plugin process's permission checks, bounded in memory (at most `maxEntries` granted
+ * and `maxDenied` denied pairs) and in work (a token bucket of `linesPerSecond`): a plugin that
+ * checks a million distinct paths costs the host a counter, not a million map entries. What
+ * it drops is counted ({@linkcode TallyGaps}) so that a report can say it is incomplete.
  */
 export class PermissionTally {
   readonly #grants: GrantSet;
-  readonly #entries = new Map<string, UsageEntry>();
+  readonly #granted = new Map<string, UsageEntry>();
+  readonly #denied = new Map<string, UsageEntry>();
   /** Pairs changed since the last {@linkcode drain}. */
   readonly #dirty = new Map<string, UsageEntry>();
   readonly #max: number;
+  readonly #maxDenied: number;
   readonly #rate: number;
   readonly #onDenied: ((entry: UsageEntry) => void) | undefined;
   readonly #now: () => number;
   #tokens: number;
   #refilled: number;
-  /** Checks not kept: distinct pairs past `maxEntries`. */
+  /** Granted checks not kept: distinct granted pairs past `maxEntries`. */
   overflow = 0;
+  /** Denied checks not kept: distinct denied pairs past `maxDenied`. */
+  deniedOverflow = 0;
   /** Lines skipped over the rate, unparsed. */
   skipped = 0;
   /** Lines that were not checks. */
@@ -48,9 +76,12 @@ export class PermissionTally {
   constructor(grants: GrantSet, options: PermissionTallyOptions = {}) {
     this.#grants = grants;
     this.#max = options.maxEntries ?? 1000;
+    this.#maxDenied = options.maxDenied ?? 1000;
     this.#rate = options.linesPerSecond ?? 5000;
-    if (!(Number.isInteger(this.#max) && this.#max > 0)) {
-      throw new RangeError(`maxEntries must be a positive integer, got ${this.#max}`);
+    for (const [name, v] of [["maxEntries", this.#max], ["maxDenied", this.#maxDenied]] as const) {
+      if (!(Number.isInteger(v) && v > 0)) {
+        throw new RangeError(`${name} must be a positive integer, got ${v}`);
+      }
     }
     if (!(this.#rate > 0)) throw new RangeError(`linesPerSecond must be > 0, got ${this.#rate}`);
     this.#onDenied = options.onDenied;
@@ -80,14 +111,21 @@ export class PermissionTally {
     const c = classifyCheck(check, this.#grants);
     if (c === undefined) return;
     const key = `${c.permission}\0${c.value}`;
-    let entry = this.#entries.get(key);
+    // Classified before the bound: granted and denied pairs are kept apart.
+    const entries = c.granted ? this.#granted : this.#denied;
+    let entry = entries.get(key);
     if (entry === undefined) {
-      if (this.#entries.size >= this.#max) {
-        this.overflow++;
+      const fresh = { ...c, count: 1, lastUse: check.at };
+      if (entries.size >= (c.granted ? this.#max : this.#maxDenied)) {
+        if (c.granted) this.overflow++;
+        else {
+          this.deniedOverflow++;
+          this.#onDenied?.(fresh);
+        }
         return;
       }
-      entry = { ...c, count: 0, lastUse: check.at };
-      this.#entries.set(key, entry);
+      entry = { ...fresh, count: 0 };
+      entries.set(key, entry);
       if (!c.granted) this.#onDenied?.(entry);
     }
     entry.count++;
@@ -99,9 +137,19 @@ export class PermissionTally {
     } else this.#dirty.set(key, { ...entry, count: 1 });
   }
 
-  /** Every pair seen so far. */
+  /** What was not kept or not examined so far. */
+  gaps(): TallyGaps {
+    return {
+      overflow: this.overflow,
+      deniedOverflow: this.deniedOverflow,
+      skipped: this.skipped,
+      malformed: this.malformed,
+    };
+  }
+
+  /** Every pair kept so far, granted ones first. */
   entries(): UsageEntry[] {
-    return [...this.#entries.values()].map((e) => ({ ...e }));
+    return [...this.#granted.values(), ...this.#denied.values()].map((e) => ({ ...e }));
   }
 
   /** The increments since the last drain (for adding to persisted totals), then forgets them. */

@@ -2,11 +2,19 @@ import { getLogger } from "@logtape/logtape";
 import type { MetricsRegistry } from "../metrics/mod.ts";
 import type { CompiledSandbox } from "../sandbox/mod.ts";
 import type { AuditTrail } from "./audit_trail.ts";
-import { type GrantSet, isUnder } from "./permission_check.ts";
+import { isInside } from "../manifest/mod.ts";
+import type { GrantSet } from "./permission_check.ts";
 import { PermissionAuditPipe } from "./permission_audit_pipe.ts";
-import { PermissionTally, type UsageEntry } from "./permission_tally.ts";
+import { PermissionTally, type TallyGaps, type UsageEntry } from "./permission_tally.ts";
 
 const log = getLogger(["plugsconc", "audit"]);
+
+const GAP_REASONS = [
+  ["overflow", "overflow"],
+  ["deniedOverflow", "denied_overflow"],
+  ["skipped", "skipped"],
+  ["malformed", "malformed"],
+] as const;
 
 /** Options of {@linkcode openProcessAudit}. */
 export interface ProcessAuditOptions {
@@ -45,7 +53,8 @@ export function grantSetOf(compiled: CompiledSandbox): GrantSet {
  * Starts auditing one plugin process: a FIFO in the first of `dirs` that none of its read or
  * write grants covers (so the plugin can neither read nor write what the runtime reports),
  * read into a bounded {@linkcode PermissionTally}; totals go to the trail every `flushMs` and
- * at close, each newly denied (permission, value) becomes a `permission.denied` event.
+ * at close, each newly denied (permission, value) becomes a `permission.denied` event, and
+ * checks the tally could not keep or examine one `permission.audit_incomplete` event at close.
  * Returns `undefined` (and warns) when no folder qualifies or no FIFO can be made.
  */
 export async function openProcessAudit(
@@ -53,7 +62,7 @@ export async function openProcessAudit(
   options: ProcessAuditOptions,
 ): Promise<ProcessAudit | undefined> {
   const grants = grantSetOf(options.compiled);
-  const covered = (dir: string) => [...grants.read, ...grants.write].some((g) => isUnder(dir, g));
+  const covered = (dir: string) => [...grants.read, ...grants.write].some((g) => isInside(dir, g));
   const dir = options.dirs.find((d) => !covered(d));
   if (dir === undefined) {
     log.warning("plugin {plugin}: no folder outside its grants for the permission audit; off", {
@@ -66,6 +75,14 @@ export async function openProcessAudit(
     "Permission checks a plugin's Deno runtime made, by outcome (granted or denied).",
     ["plugin", "permission", "outcome"],
   );
+  const dropped = options.metrics?.counter(
+    "plugsconc_permission_audit_dropped_total",
+    "Permission audit lines a plugin's runtime wrote that its report does not hold, by reason " +
+      "(overflow, denied_overflow: pairs past the bound; skipped: over the rate, not examined; " +
+      "malformed).",
+    ["plugin", "reason"],
+  );
+  let reported: TallyGaps = { overflow: 0, deniedOverflow: 0, skipped: 0, malformed: 0 };
   const maxDenied = options.maxDeniedEvents ?? 50;
   let deniedEvents = 0;
   const onDenied = (e: UsageEntry) => {
@@ -86,6 +103,11 @@ export async function openProcessAudit(
     for (const e of increments) {
       checks?.inc([plugin, e.permission, e.granted ? "granted" : "denied"], e.count);
     }
+    const gaps = tally.gaps();
+    for (const [k, reason] of GAP_REASONS) {
+      if (gaps[k] > reported[k]) dropped?.inc([plugin, reason], gaps[k] - reported[k]);
+    }
+    reported = gaps;
     if (increments.length === 0 || options.trail === undefined) return;
     try {
       options.trail.addUsage(plugin, increments);
@@ -110,12 +132,25 @@ export async function openProcessAudit(
       } finally {
         clearInterval(timer);
         flush();
-        if (deniedEvents > maxDenied) {
-          options.trail?.append({
-            kind: "permission.denied_more",
-            plugin,
-            detail: { notLogged: deniedEvents - maxDenied },
-          });
+        try {
+          if (deniedEvents > maxDenied) {
+            options.trail?.append({
+              kind: "permission.denied_more",
+              plugin,
+              detail: { notLogged: deniedEvents - maxDenied },
+            });
+          }
+          const gaps = tally.gaps();
+          if (Object.values(gaps).some((n) => n > 0)) {
+            // The report built from the totals is incomplete: say by how much, and why.
+            options.trail?.append({
+              kind: "permission.audit_incomplete",
+              plugin,
+              detail: { ...gaps },
+            });
+          }
+        } catch (error) {
+          log.warning("plugin {plugin}: audit trail write failed: {error}", { plugin, error });
         }
       }
     })();

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { AuditTrail, auditTrailPath } from "../audit/mod.ts";
+import { AuditError, AuditTrail, auditTrailPath } from "../audit/mod.ts";
 import { loadConfig } from "../config/mod.ts";
 import { PlugsconcError } from "../errors/mod.ts";
 import type { CliContext } from "./context.ts";
@@ -28,15 +28,15 @@ export function registerAudit(program: Command, ctx: CliContext): Command {
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
       using trail = await openTrail(ctx);
-      const v = trail.verify();
+      const v = reading(trail, () => trail.verify());
       if (opts.json) ctx.io.out(JSON.stringify({ path: trail.path, ...v }, null, 2) + "\n");
       else if (v.ok) ctx.io.out(`audit trail ${trail.path}: ok, ${v.rows} row(s), chain intact\n`);
       if (!v.ok) {
-        throw new PlugsconcError(
+        throw new AuditError(
           "AUDIT_CHAIN_BROKEN",
           `audit trail ${trail.path}: row ${v.broken!.id}: ${v.broken!.reason}; the trail was ` +
             "changed outside plugsconc (keep a copy of the file as evidence)",
-          { details: { path: trail.path, ...v.broken } },
+          { path: trail.path, details: { ...v.broken } },
         );
       }
     });
@@ -57,21 +57,22 @@ export function registerAudit(program: Command, ctx: CliContext): Command {
         throw new UsageError(`--limit must be a positive whole number, got ${opts.limit}`);
       }
       using trail = await openTrail(ctx);
-      const rows = trail.query({
-        plugin: opts.plugin,
-        kind: opts.kind,
-        since: opts.since === undefined ? undefined : parseTimeArg(opts.since, now, "--since"),
-        until: opts.until === undefined ? undefined : parseTimeArg(opts.until, now, "--until"),
-        grep: opts.grep,
-        limit,
-      });
+      const rows = reading(trail, () =>
+        trail.query({
+          plugin: opts.plugin,
+          kind: opts.kind,
+          since: opts.since === undefined ? undefined : parseTimeArg(opts.since, now, "--since"),
+          until: opts.until === undefined ? undefined : parseTimeArg(opts.until, now, "--until"),
+          grep: opts.grep,
+          limit,
+        }));
       if (opts.json) {
         for (const r of rows) {
           ctx.io.out(
             JSON.stringify({
               ...r,
               time: new Date(r.ts).toISOString(),
-              detail: JSON.parse(r.detail),
+              detail: parseDetail(r.detail),
             }) + "\n",
           );
         }
@@ -99,11 +100,35 @@ async function openTrail(ctx: CliContext): Promise<AuditTrail> {
   try {
     await Deno.stat(path);
   } catch {
-    throw new PlugsconcError(
+    throw new AuditError(
       "AUDIT_MISSING",
       `there is no audit trail at ${path} yet; the host creates it when it starts a plugin (check --config and dirs.data)`,
-      { details: { path } },
+      { path },
     );
   }
   return AuditTrail.open(path, { readOnly: true });
+}
+
+/** A row's detail as JSON, or the stored text when it is not JSON (a row edited outside). */
+function parseDetail(detail: string): unknown {
+  try {
+    return JSON.parse(detail);
+  } catch {
+    return detail;
+  }
+}
+
+/** Runs a read of the trail; what SQLite throws (a corrupt page) becomes `AUDIT_READ`. */
+function reading<T>(trail: AuditTrail, read: () => T): T {
+  try {
+    return read();
+  } catch (cause) {
+    if (cause instanceof PlugsconcError || cause instanceof RangeError) throw cause;
+    throw new AuditError(
+      "AUDIT_READ",
+      `cannot read the audit trail ${trail.path}: ${(cause as Error).message}; the file is ` +
+        "damaged: keep a copy as evidence, move it aside and the host starts a new trail",
+      { path: trail.path, cause },
+    );
+  }
 }

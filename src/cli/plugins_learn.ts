@@ -1,15 +1,22 @@
 import type { Command } from "commander";
-import { auditEvent, proposeCapabilities, type UsageEntry } from "../audit/mod.ts";
+import {
+  auditEvent,
+  incompleteLines,
+  proposeCapabilities,
+  type TallyGaps,
+  type UsageEntry,
+} from "../audit/mod.ts";
 import { loadConfig } from "../config/mod.ts";
 import { PluginHost, prepareRuntime, sandboxContext } from "../host/mod.ts";
 import { discoverPlugins } from "../manifest/mod.ts";
+import { escapeControl } from "../runtime/mod.ts";
 import { compileSandbox } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { UsageError } from "./exit_codes.ts";
 import { setupCommandLogging } from "./host_logging.ts";
 import { findPlugin } from "./plugin_lookup.ts";
-import { storedUsage } from "./plugins_permissions.ts";
+import { storedAudit } from "./plugins_permissions.ts";
 import { listenForStop } from "./run.ts";
 
 /**
@@ -37,7 +44,7 @@ export function registerLearnCommand(plugins: Command, ctx: CliContext): void {
       const sandboxCtx = sandboxContext(config, loaded.file, plugin, runtime);
       const compiled = compileSandbox(plugin, sandboxCtx);
       const calls = opts.calls === undefined ? undefined : await readCalls(opts.calls);
-      const before = storedUsage(config, name);
+      const before = storedAudit(config, name);
       const failures: string[] = [];
       if (calls !== undefined) {
         {
@@ -49,7 +56,7 @@ export function registerLearnCommand(plugins: Command, ctx: CliContext): void {
           });
           for (const c of calls) {
             await host.call(name, c.method, c.params, { signal: ctx.io.signal }).catch((e) =>
-              failures.push(`${c.method}: ${(e as Error).message}`)
+              failures.push(`${c.method}: ${String((e as Error)?.message ?? e)}`)
             );
           }
           auditEvent({ kind: "learn.session", plugin: name, detail: { calls: calls.length } });
@@ -59,11 +66,13 @@ export function registerLearnCommand(plugins: Command, ctx: CliContext): void {
         using stop = listenForStop(ctx.io.signal);
         await stop.requested;
       }
-      const session = delta(before, storedUsage(config, name));
+      const after = storedAudit(config, name);
+      const session = delta(before.usage, after.usage);
+      const incomplete = gapsDelta(before.gaps, after.gaps);
       const proposal = proposeCapabilities(compiled, sandboxCtx, session);
       if (opts.json) {
         const { text, ...rest } = proposal;
-        ctx.io.out(JSON.stringify({ ...rest, failures, yaml: text }, null, 2) + "\n");
+        ctx.io.out(JSON.stringify({ ...rest, failures, incomplete, yaml: text }, null, 2) + "\n");
         return;
       }
       ctx.io.out(
@@ -71,7 +80,8 @@ export function registerLearnCommand(plugins: Command, ctx: CliContext): void {
           session.reduce((n, e) => n + e.count, 0)
         } permission check(s); review it, then edit ${plugin.dir}/manifest.yaml\n` +
           proposal.text +
-          failures.map((f) => `# call failed: ${f}\n`).join(""),
+          failures.map((f) => `# call failed: ${escapeControl(JSON.stringify(f))}\n`).join("") +
+          incompleteLines(incomplete, "# ").map((l) => l + "\n").join(""),
       );
     });
 }
@@ -103,4 +113,14 @@ function delta(before: readonly UsageEntry[], after: readonly UsageEntry[]): Usa
     const n = e.count - (old.get(`${e.permission}\0${e.value}`) ?? 0);
     return n > 0 ? [{ ...e, count: n }] : [];
   });
+}
+
+/** What the stored totals missed between two snapshots. */
+function gapsDelta(before: TallyGaps, after: TallyGaps): TallyGaps {
+  return {
+    overflow: after.overflow - before.overflow,
+    deniedOverflow: after.deniedOverflow - before.deniedOverflow,
+    skipped: after.skipped - before.skipped,
+    malformed: after.malformed - before.malformed,
+  };
 }

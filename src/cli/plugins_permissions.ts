@@ -5,6 +5,7 @@ import {
   formatPermissionReport,
   type PermissionReport,
   permissionReport,
+  type TallyGaps,
   type UsageEntry,
 } from "../audit/mod.ts";
 import { type Config, loadConfig, type LoadedConfig } from "../config/mod.ts";
@@ -31,7 +32,8 @@ export function registerPermissionsCommand(plugins: Command, ctx: CliContext): v
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
       await using _logging = await setupCommandLogging(loaded, globals.verbose);
       const compiled = await compileFor(loaded, name);
-      const report = permissionReport(compiled, storedUsage(loaded.config, name));
+      const stored = storedAudit(loaded.config, name);
+      const report = permissionReport(compiled, stored.usage, stored.gaps);
       ctx.io.out(
         opts.json ? JSON.stringify(report, null, 2) + "\n" : formatPermissionReport(report),
       );
@@ -47,16 +49,19 @@ export async function compileFor(loaded: LoadedConfig, name: string): Promise<Co
   return compileSandbox(plugin, sandboxContext(config, loaded.file, plugin, runtime));
 }
 
-/** Usage totals the audit trail holds for `plugin` (none: no trail yet). */
-export function storedUsage(config: Config, plugin: string): UsageEntry[] {
+/** Usage totals and what they miss ({@linkcode TallyGaps}) for `plugin` (none: no trail yet). */
+export function storedAudit(
+  config: Config,
+  plugin: string,
+): { usage: UsageEntry[]; gaps: TallyGaps } {
   const path = auditTrailPath(config);
   try {
     Deno.statSync(path);
   } catch {
-    return [];
+    return { usage: [], gaps: { overflow: 0, deniedOverflow: 0, skipped: 0, malformed: 0 } };
   }
   using trail = AuditTrail.open(path, { readOnly: true });
-  return trail.usage(plugin);
+  return { usage: trail.usage(plugin), gaps: trail.gaps(plugin) };
 }
 
 export type { PermissionReport };

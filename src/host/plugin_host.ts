@@ -401,7 +401,7 @@ export class PluginHost implements AsyncDisposable {
   permissions(name: string): PermissionReport | undefined {
     const compiled = this.#entries.get(name)?.compiled;
     if (compiled === undefined || this.audit === undefined) return undefined;
-    return permissionReport(compiled, this.audit.usage(name));
+    return permissionReport(compiled, this.audit.usage(name), this.audit.gaps(name));
   }
 
   /** The supervisor of a plugin, for advanced use and tests. */
