@@ -4,10 +4,15 @@ import { getLogger } from "@logtape/logtape";
 import { loadConfig } from "../config/mod.ts";
 import { PluginHost } from "../host/mod.ts";
 import { setupHostLogging } from "../logs/mod.ts";
-import { checkWorkerSecurity, RemoteConfigError, RemoteWorker } from "../remote/mod.ts";
+import {
+  checkWorkerSecurity,
+  redactServers,
+  RemoteConfigError,
+  RemoteWorker,
+} from "../remote/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
-import { registerUsageErrorClass } from "./exit_codes.ts";
+import { registerUsageErrorClass, UsageError } from "./exit_codes.ts";
 import { listenForStop } from "./run.ts";
 import { formatTable } from "./table.ts";
 
@@ -34,8 +39,17 @@ export function registerServe(program: Command, ctx: CliContext): void {
       const nats = opts.nats === undefined
         ? c.remote.nats
         : { ...c.remote.nats, servers: opts.nats.split(",").map((s) => s.trim()).filter(Boolean) };
-      // Refused before any plugin starts: an unauthenticated, non-loopback server.
+      // Refused before any plugin starts: a bad worker id or url, an unauthenticated,
+      // non-loopback server.
+      const workerId = opts.workerId ?? c.remote.worker_id;
+      if (workerId !== undefined && !/^[-\w]+$/.test(workerId)) {
+        throw new UsageError(
+          `--worker-id ${JSON.stringify(workerId)}: a worker id is letters, digits, '-' and '_'`,
+        );
+      }
       checkWorkerSecurity(nats);
+      // Passwords and tokens in the urls stay out of logs and output.
+      const shown = redactServers(nats.servers).join(", ");
       using stop = listenForStop(ctx.io.signal, (repeats) => {
         if (repeats < 3) return;
         ctx.io.err("plugsconc: stopping cut short by repeated Ctrl-C\n");
@@ -46,18 +60,18 @@ export function registerServe(program: Command, ctx: CliContext): void {
       log.info("plugsconc {version} serving {config} on NATS {servers}", {
         version: VERSION,
         config: loaded.file ?? "defaults",
-        servers: nats.servers,
+        servers: shown,
       });
       await using host = await PluginHost.start({ config: loaded, logStore: logging.store });
       await using worker = await RemoteWorker.start({
         host,
         nats,
         baseDir: loaded.file ? dirname(loaded.file) : Deno.cwd(),
-        workerId: opts.workerId ?? c.remote.worker_id,
+        workerId,
       });
       const rows = worker.served.map((p) => [p.plugin, p.version, p.methods.join(", ")]);
       ctx.io.out(
-        `plugsconc ${VERSION} worker ${worker.id} on NATS ${nats.servers.join(", ")}\n` +
+        `plugsconc ${VERSION} worker ${worker.id} on NATS ${shown}\n` +
           formatTable(["PLUGIN", "VERSION", "METHODS"], rows) +
           `serving ${rows.length} plugin(s); Ctrl-C drains and stops.\n`,
       );

@@ -134,5 +134,22 @@ export function maskSecrets(loaded: LoadedConfig): unknown {
       (node as Record<PropertyKey, unknown>)[last] = "***";
     }
   }
+  // Secrets written into the file itself are masked too: they are secrets wherever they came from.
+  const server = copy.server as Record<string, unknown> | undefined;
+  if (typeof server?.token === "string") server.token = "***";
+  const nats = (copy.remote as { nats?: Record<string, unknown> } | undefined)?.nats;
+  if (nats !== undefined) {
+    for (const key of ["token", "pass"]) if (typeof nats[key] === "string") nats[key] = "***";
+    if (Array.isArray(nats.servers)) nats.servers = nats.servers.map(maskUrlCredentials);
+  }
   return copy;
+}
+
+/** `nats://user:pass@h` -> `nats://user:***@h`; `nats://token@h` -> `nats://***@h`. */
+function maskUrlCredentials(url: unknown): unknown {
+  if (typeof url !== "string") return url;
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@/i, (_, scheme: string, info: string) => {
+    const colon = info.indexOf(":");
+    return `${scheme}${colon >= 0 ? `${info.slice(0, colon)}:***` : "***"}@`;
+  });
 }

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
-import { ConfigError, ConfigSchema, loadConfig, maskSecrets, parseConfig } from "./mod.ts";
+import {
+  ConfigError,
+  ConfigSchema,
+  loadConfig,
+  type LoadedConfig,
+  maskSecrets,
+  parseConfig,
+} from "./mod.ts";
 
 const fixtures = resolve(import.meta.dirname!, "../../tests/fixtures/config");
 const fixture = (name: string) => join(fixtures, name);
@@ -49,6 +56,24 @@ Deno.test("maskSecrets() hides every value that came from the environment", asyn
   assert.equal(masked.plugins.cat.env.TZ, "UTC"); // the default, not from the environment
   assert.ok(!JSON.stringify(masked).includes("s3cret"));
   assert.equal(loaded.config.plugins.cat?.env.API_KEY, "s3cret"); // original untouched
+});
+
+Deno.test("maskSecrets() hides tokens, passwords and url credentials written in the file", () => {
+  const config = ConfigSchema.parse({
+    server: { token: "gateway-token-0123456789" },
+    remote: {
+      nats: {
+        servers: ["nats://alice:pa55word@10.0.0.5:4222", "nats://tok3n@10.0.0.6:4222"],
+        pass: "pa55word",
+      },
+    },
+  });
+  const masked = JSON.stringify(maskSecrets({ config, fromEnv: [] } as unknown as LoadedConfig));
+  for (const secret of ["gateway-token-0123456789", "pa55word", "tok3n"]) {
+    assert.ok(!masked.includes(secret), `${secret} is shown: ${masked}`);
+  }
+  assert.ok(masked.includes("nats://alice:***@10.0.0.5:4222"));
+  assert.ok(masked.includes("nats://***@10.0.0.6:4222"));
 });
 
 Deno.test("an empty config file yields the full default config", async () => {

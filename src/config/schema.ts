@@ -259,7 +259,13 @@ const ServerSchema = z.strictObject({
 /** The NATS connection of remote plugins (host) and of `plugsconc serve` (worker). */
 const NatsSchema = z.strictObject({
   /** e.g. `[nats://10.0.0.5:4222]`; `serve --nats <url>` overrides it. */
-  servers: z.array(z.string().min(1)).default([]),
+  servers: z.array(
+    z.string().min(1).refine(
+      // Without the value in the message: a url may hold a password.
+      (s) => URL.canParse(/^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? s : `nats://${s}`),
+      "not a NATS url: give nats://host:port, tls://host:port or host:port",
+    ),
+  ).default([]),
   /** Token auth. */
   token: z.string().min(1).optional(),
   user: z.string().min(1).optional(),
@@ -273,9 +279,9 @@ const NatsSchema = z.strictObject({
     key_file: z.string().min(1).optional(),
   }).optional(),
   /**
-   * Let a worker expose plugins on a non-loopback server without authentication. Anyone who
-   * can reach that server could then call them, or answer as a worker: only on a network you
-   * trust entirely.
+   * Let a worker expose plugins, and a host send calls, on a non-loopback server without
+   * authentication. Anyone who can reach that server could then call them, read the calls'
+   * params, or answer as a worker: only on a network you trust entirely.
    */
   allow_unauthenticated: z.boolean().default(false),
 });

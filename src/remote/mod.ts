@@ -6,13 +6,18 @@
  * @module
  */
 export {
+  checkNatsSecurity,
   checkServerRequiresAuth,
   checkWorkerSecurity,
   hasAuth,
   isLoopback,
   type NatsConfig,
   natsConnectOptions,
+  type NatsRole,
+  redactServers,
+  redactUrl,
   serverHosts,
+  urlCredentials,
 } from "./nats_options.ts";
 export { placementOf } from "./placement.ts";
 export { RemoteEndpoint } from "./remote_endpoint.ts";

@@ -3,7 +3,7 @@ import { PluginError } from "../runtime/mod.ts";
 
 /** Codes of {@link RemoteError}. */
 export type RemoteErrorCode =
-  /** A worker would expose plugins on an unauthenticated, non-loopback NATS connection. */
+  /** A worker or host would use an unauthenticated, non-loopback NATS connection. */
   | "REMOTE_INSECURE"
   /** `remote.nats` is missing or wrong (no servers, unreadable credentials, ...). */
   | "REMOTE_CONFIG"

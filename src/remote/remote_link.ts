@@ -17,8 +17,14 @@ import {
   PluginTimeoutError,
   PluginUnavailableError,
 } from "../runtime/mod.ts";
-import { type NatsConfig, natsConnectOptions } from "./nats_options.ts";
-import { RemoteConfigError, RemoteError, RemoteWorkerLostError } from "./remote_error.ts";
+import {
+  checkNatsSecurity,
+  checkServerRequiresAuth,
+  type NatsConfig,
+  natsConnectOptions,
+  redactServers,
+} from "./nats_options.ts";
+import { RemoteError, RemoteWorkerLostError } from "./remote_error.ts";
 import {
   callSubject,
   cancelSubject,
@@ -100,29 +106,44 @@ export class RemoteLink implements AsyncDisposable {
   }
 
   /**
-   * Connects to `remote.nats.servers`.
+   * Checks the connection's security (as a worker does), then connects to
+   * `remote.nats.servers`.
    *
-   * @throws {RemoteError} `REMOTE_CONFIG` without servers, `REMOTE_CONNECT` when none answers
+   * @throws {RemoteError} `REMOTE_INSECURE` (a non-loopback server without credentials:
+   *   checked before connecting; or one that did not ask for any), `REMOTE_CONFIG` without
+   *   servers or with a bad url, `REMOTE_CONNECT` when none answers
    */
   static async connect(options: RemoteLinkOptions): Promise<RemoteLink> {
-    if (options.nats.servers.length === 0) {
-      throw new RemoteConfigError(
-        "REMOTE_CONFIG",
-        "a plugin has placement: remote but remote.nats.servers is empty; add the NATS url",
-      );
-    }
+    const nats = options.nats;
+    // Before any connection: a non-loopback server without credentials would get every
+    // call's params.
+    checkNatsSecurity(nats, { role: "host" });
+    const connectOptions = natsConnectOptions(nats, {
+      baseDir: options.baseDir,
+      name: "plugsconc-host",
+    });
+    let nc: NatsConnection;
     try {
-      const nc = await connect(
-        natsConnectOptions(options.nats, { baseDir: options.baseDir, name: "plugsconc-host" }),
-      );
-      return new RemoteLink(nc, options);
+      nc = await connect(connectOptions);
     } catch (cause) {
       throw new RemoteError(
         "REMOTE_CONNECT",
-        `cannot connect to NATS ${options.nats.servers.join(", ")}: ${(cause as Error).message}`,
+        `cannot connect to NATS ${redactServers(nats.servers).join(", ")}: ${
+          (cause as Error).message
+        }`,
         { cause },
       );
     }
+    try {
+      checkServerRequiresAuth(nats, {
+        host: nc.getServer().replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
+        authRequired: nc.info?.auth_required ?? false,
+      }, { role: "host" });
+    } catch (e) {
+      await nc.close().catch(() => {});
+      throw e;
+    }
+    return new RemoteLink(nc, options);
   }
 
   /** Whether the connection is up now. */
@@ -309,7 +330,17 @@ export class RemoteLink implements AsyncDisposable {
     const p = this.#pending.get(token);
     // A late reply (after a timeout or cancel) is normal; anything else is refused below.
     if (p === undefined) return;
-    if (msg.headers?.code === 503) {
+    const worker = msg.headers?.get(H.worker) ?? "";
+    const subject = msg.headers?.get(H.subject);
+    const callId = msg.headers?.get(H.callId);
+    // NATS's own "no responders" status carries no plugsconc headers and no body, and comes
+    // only before a worker took the call; a 503 that names a call goes through the checks.
+    const bare = !worker && !subject && !callId && !msg.headers?.get(H.kind) &&
+      msg.data.length === 0;
+    if (bare && msg.headers?.code === 503) {
+      if (p.worker !== undefined) {
+        return this.#refuse(p, `a no-responders status came after worker ${p.worker} took it`);
+      }
       return p.fail(
         new PluginUnavailableError(
           p.plugin,
@@ -321,9 +352,6 @@ export class RemoteLink implements AsyncDisposable {
         false,
       );
     }
-    const worker = msg.headers?.get(H.worker) ?? "";
-    const subject = msg.headers?.get(H.subject);
-    const callId = msg.headers?.get(H.callId);
     if (subject !== p.subject || callId !== p.callId || worker === "") {
       return this.#refuse(p, `it names subject ${subject} and call ${callId}`);
     }

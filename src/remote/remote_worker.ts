@@ -18,6 +18,7 @@ import {
   checkWorkerSecurity,
   type NatsConfig,
   natsConnectOptions,
+  redactServers,
 } from "./nats_options.ts";
 import { RemoteError } from "./remote_error.ts";
 import { placementOf } from "./placement.ts";
@@ -34,6 +35,11 @@ import {
 } from "./wire.ts";
 
 const MAX_TIMER = 2_147_483_647;
+
+/** The key of a call in flight: its plugin and the caller's call id. */
+function flightKey(plugin: string, callId: string): string {
+  return `${plugin}\n${callId}`;
+}
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -109,19 +115,21 @@ export class RemoteWorker implements AsyncDisposable {
     if (!/^[-\w]+$/.test(id)) {
       throw new RangeError(`a worker id is letters, digits, '-' and '_', got ${id}`);
     }
+    // Outside the try: a bad url or unreadable credentials are REMOTE_CONFIG, not CONNECT.
+    const connectOptions = natsConnectOptions(nats, {
+      baseDir: options.baseDir ??
+        (options.host.configFile ? dirname(options.host.configFile) : Deno.cwd()),
+      name: `plugsconc-${id}`,
+    });
     let nc: NatsConnection;
     try {
-      nc = await connect(
-        natsConnectOptions(nats, {
-          baseDir: options.baseDir ??
-            (options.host.configFile ? dirname(options.host.configFile) : Deno.cwd()),
-          name: `plugsconc-${id}`,
-        }),
-      );
+      nc = await connect(connectOptions);
     } catch (cause) {
       throw new RemoteError(
         "REMOTE_CONNECT",
-        `cannot connect to NATS ${nats.servers.join(", ")}: ${(cause as Error).message}`,
+        `cannot connect to NATS ${redactServers(nats.servers).join(", ")}: ${
+          (cause as Error).message
+        }`,
         { cause },
       );
     }
@@ -189,7 +197,13 @@ export class RemoteWorker implements AsyncDisposable {
       this.#subs.push(nc.subscribe(cancelSubject(p.name), {
         callback: (_e, m) => {
           const id = m.headers?.get(H.callId);
-          if (id) this.#inFlight.get(id)?.abort(new Error("cancelled by the calling host"));
+          // Only this plugin's call: call ids are the callers' and need not be unique across
+          // plugins.
+          if (id) {
+            this.#inFlight.get(flightKey(p.name, id))?.abort(
+              new Error("cancelled by the calling host"),
+            );
+          }
         },
       }));
       this.#served.push({ plugin: p.name, version: p.version, methods });
@@ -268,15 +282,27 @@ export class RemoteWorker implements AsyncDisposable {
     const timeoutMs = Number.isFinite(asked) && asked >= 1
       ? Math.min(Math.floor(asked), MAX_TIMER)
       : undefined;
+    // A call without an id cannot be cancelled; one whose id this plugin already runs is
+    // refused: it would take the other call's cancel, or drop its entry when done.
+    const key = flightKey(plugin, callId || crypto.randomUUID());
+    if (this.#inFlight.has(key)) {
+      return send({
+        error: {
+          code: "PLUGIN_CALL_FAILED",
+          remoteCode: -32600,
+          message: `call id ${callId} is already in flight on worker ${this.id} for plugin ` +
+            `${plugin}: every call needs its own ${H.callId}`,
+        },
+      });
+    }
     const controller = new AbortController();
-    const key = callId || crypto.randomUUID();
     this.#inFlight.set(key, controller);
     this.#log.debug("remote call {plugin}.{method} {callId}", { plugin, method, callId });
     this.#host.call(plugin, method, params, { timeoutMs, signal: controller.signal }).then(
       (result) => send({ result: result ?? null }),
       (e) => send({ error: encodeError(e) }),
     ).finally(() => {
-      this.#inFlight.delete(key);
+      if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
       if (this.#inFlight.size === 0) this.#idle?.();
     });
   }
