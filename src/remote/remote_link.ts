@@ -1,6 +1,5 @@
 import { getLogger } from "@logtape/logtape";
 import {
-  connect,
   createInbox,
   Empty,
   headers,
@@ -9,6 +8,7 @@ import {
   NoRespondersError,
   RequestError,
 } from "@nats-io/transport-node";
+import { connectChecked } from "./_connect_checked.ts";
 import { svcm } from "./_svcm.ts";
 import {
   PluginCallCancelledError,
@@ -17,14 +17,8 @@ import {
   PluginTimeoutError,
   PluginUnavailableError,
 } from "../runtime/mod.ts";
-import {
-  checkNatsSecurity,
-  checkServerRequiresAuth,
-  type NatsConfig,
-  natsConnectOptions,
-  redactServers,
-} from "./nats_options.ts";
-import { RemoteError, RemoteWorkerLostError } from "./remote_error.ts";
+import type { NatsConfig } from "./nats_options.ts";
+import { RemoteWorkerLostError } from "./remote_error.ts";
 import {
   callSubject,
   cancelSubject,
@@ -117,32 +111,11 @@ export class RemoteLink implements AsyncDisposable {
     const nats = options.nats;
     // Before any connection: a non-loopback server without credentials would get every
     // call's params.
-    checkNatsSecurity(nats, { role: "host" });
-    const connectOptions = natsConnectOptions(nats, {
+    const nc = await connectChecked(nats, {
+      role: "host",
       baseDir: options.baseDir,
       name: "plugsconc-host",
     });
-    let nc: NatsConnection;
-    try {
-      nc = await connect(connectOptions);
-    } catch (cause) {
-      throw new RemoteError(
-        "REMOTE_CONNECT",
-        `cannot connect to NATS ${redactServers(nats.servers).join(", ")}: ${
-          (cause as Error).message
-        }`,
-        { cause },
-      );
-    }
-    try {
-      checkServerRequiresAuth(nats, {
-        host: nc.getServer().replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
-        authRequired: nc.info?.auth_required ?? false,
-      }, { role: "host" });
-    } catch (e) {
-      await nc.close().catch(() => {});
-      throw e;
-    }
     return new RemoteLink(nc, options);
   }
 

@@ -2,7 +2,6 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import {
-  connect,
   Empty,
   headers,
   type Msg,
@@ -11,16 +10,10 @@ import {
   type Subscription,
 } from "@nats-io/transport-node";
 import type { Service } from "@nats-io/services";
+import { connectChecked } from "./_connect_checked.ts";
 import { svcm } from "./_svcm.ts";
 import type { PluginHost } from "../host/mod.ts";
-import {
-  checkServerRequiresAuth,
-  checkWorkerSecurity,
-  type NatsConfig,
-  natsConnectOptions,
-  redactServers,
-} from "./nats_options.ts";
-import { RemoteError } from "./remote_error.ts";
+import { checkWorkerSecurity, type NatsConfig } from "./nats_options.ts";
 import { placementOf } from "./placement.ts";
 import {
   callSubject,
@@ -110,36 +103,20 @@ export class RemoteWorker implements AsyncDisposable {
    */
   static async start(options: RemoteWorkerOptions): Promise<RemoteWorker> {
     const nats = options.nats ?? options.host.config.remote.nats;
+    // Before anything else: refused configs never reach the worker id check or a connection.
     checkWorkerSecurity(nats);
     const id = options.workerId ?? `${hostname().replace(/[^-\w]/g, "_")}-${Deno.pid}`;
     if (!/^[-\w]+$/.test(id)) {
       throw new RangeError(`a worker id is letters, digits, '-' and '_', got ${id}`);
     }
-    // Outside the try: a bad url or unreadable credentials are REMOTE_CONFIG, not CONNECT.
-    const connectOptions = natsConnectOptions(nats, {
+    const nc = await connectChecked(nats, {
+      role: "worker",
       baseDir: options.baseDir ??
         (options.host.configFile ? dirname(options.host.configFile) : Deno.cwd()),
       name: `plugsconc-${id}`,
     });
-    let nc: NatsConnection;
-    try {
-      nc = await connect(connectOptions);
-    } catch (cause) {
-      throw new RemoteError(
-        "REMOTE_CONNECT",
-        `cannot connect to NATS ${redactServers(nats.servers).join(", ")}: ${
-          (cause as Error).message
-        }`,
-        { cause },
-      );
-    }
     const worker = new RemoteWorker(options, nc, id);
     try {
-      const server = nc.getServer().replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-      checkServerRequiresAuth(nats, {
-        host: server,
-        authRequired: nc.info?.auth_required ?? false,
-      });
       await worker.#serveAll();
     } catch (e) {
       await nc.close().catch(() => {});
