@@ -3,7 +3,7 @@ import { getLogger } from "@logtape/logtape";
 import { loadConfig } from "../config/mod.ts";
 import { PluginHost } from "../host/mod.ts";
 import { setupHostLogging } from "../logs/mod.ts";
-import { checkListen, Gateway } from "../server/mod.ts";
+import { checkListen, Gateway, readTlsFiles } from "../server/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { formatTable } from "./table.ts";
@@ -42,7 +42,10 @@ export function registerRun(program: Command, ctx: CliContext): void {
         level: c.logging.level,
       });
       // A gateway that may not start as configured is refused before any plugin starts.
-      if (c.server.enabled) checkListen(c.server.listen, c.server.token);
+      if (c.server.enabled) {
+        checkListen(c.server.listen, c.server.token);
+        if (c.server.tls !== undefined) readTlsFiles(c.server.tls, c.server.listen);
+      }
       await using host = await PluginHost.start({
         config: loaded,
         logStore: logging.store,

@@ -115,6 +115,10 @@ function resolvePaths(config: Config, baseDir: string): Config {
       },
     },
     security: { ...config.security, allowed_roots: config.security.allowed_roots.map(abs) },
+    server: config.server.tls === undefined ? config.server : {
+      ...config.server,
+      tls: { cert: abs(config.server.tls.cert), key: abs(config.server.tls.key) },
+    },
     runtime: deno !== undefined && deno.includes("/") ? { deno: abs(deno) } : config.runtime,
   };
 }

@@ -254,6 +254,16 @@ const ServerSchema = z.strictObject({
   token: z.string().min(16).optional(),
   max_body_bytes: positiveInt.default(1024 * 1024),
   request_timeout_ms: positiveInt.default(30_000),
+  /**
+   * Serve HTTPS: PEM files, relative to the config file's folder. Both or neither. `plugins
+   * list` trusts `cert` (besides the system roots) when it asks the running gateway.
+   */
+  tls: z.strictObject({
+    /** The certificate chain (PEM), leaf first. */
+    cert: z.string().min(1),
+    /** Its private key (PEM, unencrypted). */
+    key: z.string().min(1),
+  }).optional(),
 });
 
 /** The NATS connection of remote plugins (host) and of `plugsconc serve` (worker). */

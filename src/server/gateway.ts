@@ -18,6 +18,7 @@ import { HttpError } from "./http_error.ts";
 import { pluginViews } from "./plugin_view.ts";
 import { requestIdOf } from "./request_id.ts";
 import { ServerError } from "./server_error.ts";
+import { readTlsFiles } from "./tls_files.ts";
 
 /** The `server` section of the config. */
 export type ServerConfig = Config["server"];
@@ -72,6 +73,9 @@ const log = getLogger(["plugsconc", "http"]);
  * handled (the gateway's access record, the pipeline's, the supervisor's) carries it as
  * `requestId` through LogTape's implicit context.
  *
+ * With `tls` (`{ cert, key }`, PEM file paths) it serves HTTPS only, and {@link Gateway.url} is
+ * `https://`; TLS does not lift the token rule below.
+ *
  * Without `token` the gateway only listens on loopback, and then refuses requests whose `Host`
  * is not a loopback name (DNS rebinding) and calls whose `Content-Type` is not JSON (a web page
  * can send `text/plain` POSTs to 127.0.0.1 without a CORS preflight).
@@ -94,6 +98,7 @@ export class Gateway implements AsyncDisposable {
   /** The dashboard's event streams. */
   readonly #streams: EventStreams;
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #https = false;
   #closing: Promise<void> | undefined;
 
   private constructor(host: GatewayHost, options: Settings) {
@@ -110,7 +115,8 @@ export class Gateway implements AsyncDisposable {
    *
    * @throws {ServerError} `SERVER_INSECURE` for a non-loopback `listen` without `token`;
    *   `SERVER_ADDR_IN_USE` when the port is taken; `SERVER_LISTEN` when the address cannot be
-   *   bound or parsed
+   *   bound or parsed; `SERVER_TLS` naming the `tls` file that is missing, unreadable or not
+   *   a matching PEM certificate and key
    */
   static start(host: GatewayHost, options: GatewayOptions = {}): Promise<Gateway> {
     try {
@@ -127,6 +133,7 @@ export class Gateway implements AsyncDisposable {
     const maxBodyBytes = options.max_body_bytes ?? defaults.max_body_bytes;
     const requestTimeoutMs = options.request_timeout_ms ?? defaults.request_timeout_ms;
     const closeGraceMs = options.closeGraceMs ?? 5000;
+    const tlsPaths = "tls" in options ? options.tls : defaults.tls;
     for (
       const [k, v] of [
         ["max_body_bytes", maxBodyBytes],
@@ -139,6 +146,7 @@ export class Gateway implements AsyncDisposable {
       }
     }
     const addr = checkListen(listen, token);
+    const tls = tlsPaths === undefined ? undefined : readTlsFiles(tlsPaths, listen);
     const gateway = new Gateway(host, {
       token,
       max_body_bytes: maxBodyBytes,
@@ -150,6 +158,7 @@ export class Gateway implements AsyncDisposable {
       gateway.#server = Deno.serve({
         hostname: addr.hostname,
         port: addr.port,
+        ...tls,
         // No "Listening on" line of Deno's own: `run` prints the address itself.
         onListen: () => {},
         onError: (e) => {
@@ -157,8 +166,18 @@ export class Gateway implements AsyncDisposable {
           return new Response(null, { status: 500 });
         },
       }, (request) => gateway.#handle(request));
+      gateway.#https = tls !== undefined;
       gateway.#calls.startSweeping();
     } catch (e) {
+      if (tlsPaths !== undefined && !(e instanceof Deno.errors.AddrInUse) && isTlsError(e)) {
+        throw new ServerError(
+          "SERVER_TLS",
+          `cannot serve HTTPS with server.tls.cert ${tlsPaths.cert} and server.tls.key ` +
+            `${tlsPaths.key}: ${tlsProblem(e)}; give a PEM certificate and its unencrypted PEM ` +
+            "private key",
+          { listen, cause: e },
+        );
+      }
       if (e instanceof Deno.errors.AddrInUse) {
         throw new ServerError(
           "SERVER_ADDR_IN_USE",
@@ -184,10 +203,12 @@ export class Gateway implements AsyncDisposable {
     return this.#server.addr;
   }
 
-  /** Its base URL, e.g. `http://127.0.0.1:8787` (IPv6 in brackets). */
+  /** Its base URL, e.g. `http://127.0.0.1:8787` (IPv6 in brackets; `https://` with `tls`). */
   get url(): string {
     const { hostname, port } = this.addr;
-    return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+    return `${this.#https ? "https" : "http"}://${
+      hostname.includes(":") ? `[${hostname}]` : hostname
+    }:${port}`;
   }
 
   /**
@@ -313,4 +334,15 @@ export class Gateway implements AsyncDisposable {
         throw new Error(`unhandled route ${route.label}`);
     }
   }
+}
+
+/** Whether `Deno.serve` refused the certificate or key rather than the address. */
+function isTlsError(e: unknown): boolean {
+  return e instanceof Deno.errors.InvalidData ||
+    (e instanceof Error && /certificate|key|pem|tls/i.test(e.message));
+}
+
+function tlsProblem(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return /KeyMismatch/.test(message) ? "the key does not belong to the certificate" : message;
 }

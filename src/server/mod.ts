@@ -33,3 +33,4 @@ export {
 export { readJsonBody, type ReadJsonBodyOptions } from "./read_json_body.ts";
 export { MAX_REQUEST_ID_LENGTH, requestIdOf } from "./request_id.ts";
 export { ServerError, type ServerErrorCode } from "./server_error.ts";
+export { readTlsFiles, type TlsFiles, type TlsPaths } from "./tls_files.ts";

@@ -7,11 +7,18 @@ import { PlugsconcError } from "../errors/mod.ts";
  * - `SERVER_ADDR_IN_USE`: another process already listens on `server.listen`.
  * - `SERVER_LISTEN`: the address cannot be bound for another reason (permission, no such
  *   interface, bad address).
+ * - `SERVER_TLS`: a `server.tls` file is missing, unreadable, or not a PEM certificate or key
+ *   (or the two do not match).
  */
-export type ServerErrorCode = "SERVER_INSECURE" | "SERVER_ADDR_IN_USE" | "SERVER_LISTEN";
+export type ServerErrorCode =
+  | "SERVER_INSECURE"
+  | "SERVER_ADDR_IN_USE"
+  | "SERVER_LISTEN"
+  | "SERVER_TLS";
 
 /**
- * The HTTP gateway cannot start. The message names `server.listen` and says what to change.
+ * The HTTP gateway cannot start. The message names `server.listen` (or the
+ * `server.tls` file) and says what to change.
  *
  * @example
  * ```ts
