@@ -16,7 +16,7 @@ import { poolOptionsFromConfig, WorkerPool } from "../pool/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
-import { findPlugin, graphFiles } from "./plugin_lookup.ts";
+import { findPlugin, graphFiles, lookUpPlugin } from "./plugin_lookup.ts";
 import { formatTable } from "./table.ts";
 
 /** A verify table row: a result, or why there is none. */
@@ -65,9 +65,7 @@ export function registerChecksumCommands(pluginsCommand: Command, ctx: CliContex
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
       await using _logging = await setupCommandLogging(loaded, globals.verbose);
       const config = loaded.config;
-      const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
-      const plugin = findPlugin(discovery, name);
-      const runtime = await prepareRuntime(config);
+      const { plugin, runtime } = await lookUpPlugin(loaded, name);
       // A plugin that imports from outside its folder would be refused at spawn: not signed.
       await graphFiles(config, loaded.file, plugin, runtime);
       await using pool = new WorkerPool(poolOptionsFromConfig(config.worker_pool));

@@ -7,15 +7,12 @@ import {
   type UsageEntry,
 } from "../audit/mod.ts";
 import { loadConfig } from "../config/mod.ts";
-import { PluginHost, prepareRuntime, sandboxContext } from "../host/mod.ts";
-import { discoverPlugins } from "../manifest/mod.ts";
+import { PluginHost } from "../host/mod.ts";
 import { escapeControl } from "../runtime/mod.ts";
-import { compileSandbox } from "../sandbox/mod.ts";
-import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { UsageError } from "./exit_codes.ts";
 import { setupCommandLogging } from "./host_logging.ts";
-import { findPlugin } from "./plugin_lookup.ts";
+import { compileNow, lookUpPlugin } from "./plugin_lookup.ts";
 import { storedAudit } from "./plugins_permissions.ts";
 import { listenForStop } from "./run.ts";
 
@@ -38,11 +35,9 @@ export function registerLearnCommand(plugins: Command, ctx: CliContext): void {
       const loaded = await loadConfig(globals.config, { optional: !globals.configExplicit });
       await using _logging = await setupCommandLogging(loaded, globals.verbose);
       const config = loaded.config;
-      const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
-      const plugin = findPlugin(discovery, name);
-      const runtime = await prepareRuntime(config);
-      const sandboxCtx = sandboxContext(config, loaded.file, plugin, runtime);
-      const compiled = compileSandbox(plugin, sandboxCtx);
+      const found = await lookUpPlugin(loaded, name);
+      const { plugin } = found;
+      const { context: sandboxCtx, compiled } = compileNow(loaded, found);
       const calls = opts.calls === undefined ? undefined : await readCalls(opts.calls);
       const before = storedAudit(config, name);
       const failures: string[] = [];

@@ -9,13 +9,10 @@ import {
   type UsageEntry,
 } from "../audit/mod.ts";
 import { type Config, loadConfig, type LoadedConfig } from "../config/mod.ts";
-import { prepareRuntime, sandboxContext } from "../host/mod.ts";
-import { discoverPlugins } from "../manifest/mod.ts";
-import { type CompiledSandbox, compileSandbox } from "../sandbox/mod.ts";
-import { VERSION } from "../version.ts";
+import type { CompiledSandbox } from "../sandbox/mod.ts";
 import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
-import { findPlugin } from "./plugin_lookup.ts";
+import { compileNow, lookUpPlugin } from "./plugin_lookup.ts";
 
 /** `plugins permissions <name>`: declared grants used or never used, denied attempts. */
 export function registerPermissionsCommand(plugins: Command, ctx: CliContext): void {
@@ -42,11 +39,7 @@ export function registerPermissionsCommand(plugins: Command, ctx: CliContext): v
 
 /** The plugin's sandbox as the host would compile it now. */
 export async function compileFor(loaded: LoadedConfig, name: string): Promise<CompiledSandbox> {
-  const config = loaded.config;
-  const discovery = await discoverPlugins(config.dirs.plugins, { hostVersion: VERSION });
-  const plugin = findPlugin(discovery, name);
-  const runtime = await prepareRuntime(config);
-  return compileSandbox(plugin, sandboxContext(config, loaded.file, plugin, runtime));
+  return compileNow(loaded, await lookUpPlugin(loaded, name)).compiled;
 }
 
 /** Usage totals and what they miss ({@linkcode TallyGaps}) for `plugin` (none: no trail yet). */
