@@ -3,6 +3,7 @@ import type { PluginDescriptor } from "../manifest/mod.ts";
 import type { CallPipeline, InstanceSet, PluginPolicy } from "../pipeline/mod.ts";
 import type { PluginSupervisor } from "../runtime/mod.ts";
 import type { CompiledSandbox } from "../sandbox/mod.ts";
+import type { HeldReload } from "./plugin_info.ts";
 
 /** A started plugin version: its sandbox, processes and call pipeline. */
 export interface Running {
@@ -19,4 +20,6 @@ export interface Entry extends Partial<Running> {
   readonly plugin: PluginDescriptor;
   readonly policy: PluginPolicy;
   error?: PlugsconcError;
+  /** The reload of the version on disk held for widening; a new entry starts without one. */
+  held?: HeldReload;
 }

@@ -1,8 +1,8 @@
 import type { HealthStatus } from "../pipeline/mod.ts";
-import { describeFailure } from "../runtime/mod.ts";
+import { describeFailure, type PluginState } from "../runtime/mod.ts";
 import type { Entry } from "./_entry.ts";
 import type { HostHealth } from "./host_health.ts";
-import type { InstanceInfo, PluginInfo } from "./plugin_info.ts";
+import type { InstanceInfo, PluginInfo, PluginInfoState } from "./plugin_info.ts";
 import { summarizeGrants } from "./summarize_grants.ts";
 
 /** Restarts after a crash, summed over the plugin's instances. */
@@ -15,20 +15,34 @@ function healthOf(e: Entry): HealthStatus {
   return e.error ? "offline" : e.instances?.health ?? "offline";
 }
 
+/**
+ * A plugin's state as the best of its instances: `ready` when all are, `degraded` when some
+ * are (calls still go through), else the first one's (all starting, crashed, failed...).
+ */
+function stateOf(e: Entry, remote: { state: PluginState } | undefined): PluginInfoState {
+  if (e.error) return "failed";
+  const states = (e.supervisors ?? []).map((s) => s.state);
+  const ready = states.filter((s) => s === "ready").length;
+  if (ready > 0 && ready < states.length) return "degraded";
+  return states[0] ?? remote?.state ?? "stopped";
+}
+
 /** What `plugins()` reports for one entry. */
 export function pluginInfo(e: Entry): PluginInfo {
   const first = e.supervisors?.[0];
+  // The pid and methods come from an instance that serves, when one does.
+  const serving = e.supervisors?.find((s) => s.state === "ready") ?? first;
   // A remote plugin has no supervisor: its endpoint stands for its workers.
   const remote = e.supervisors?.length === 0 ? e.instances?.instances[0]?.endpoint : undefined;
   const failed = e.supervisors?.find((x) => x.state === "failed");
   return {
     name: e.plugin.name,
     version: e.plugin.manifest.plugin.version,
-    state: e.error ? "failed" : first?.state ?? remote?.state ?? "stopped",
-    pid: first?.state === "ready" ? first.process?.pid : undefined,
+    state: stateOf(e, remote),
+    pid: serving?.state === "ready" ? serving.process?.pid : undefined,
     restarts: restartsOf(e),
     dir: e.plugin.dir,
-    methods: first?.process?.ready.methods ?? (remote ? [...(e.methods ?? [])].sort() : []),
+    methods: serving?.process?.ready.methods ?? (remote ? [...(e.methods ?? [])].sort() : []),
     grants: e.compiled ? summarizeGrants(e.compiled) : "",
     error: e.error?.message ??
       (failed
@@ -42,6 +56,7 @@ export function pluginInfo(e: Entry): PluginInfo {
       : "overflow" in (e.instances?.instances[0]?.endpoint ?? {})
       ? "overflow"
       : "local",
+    ...(e.held ? { held: e.held } : {}),
   };
 }
 

@@ -94,8 +94,11 @@ export class Reloader {
       }
       return;
     }
-    const refused = (name: string | undefined, reason: string) =>
+    const refused = (name: string | undefined, reason: string) => {
+      // What is on disk now is refused, not held: the hold, if any, is over.
+      if (current) current.held = undefined;
       emit("change", { plugin: name, dir, outcome: "refused", paths, reason });
+    };
     // Whether `current` was stopped because its folder no longer verifies.
     const tampered = (reloadError?: unknown) =>
       current !== undefined && this.#stopIfTampered(current, dir, paths, reloadError);
@@ -150,7 +153,12 @@ export class Reloader {
       });
       if (held) {
         if (await tampered()) return;
-        emit("change", { plugin: plugin.name, dir, outcome: "held", paths, reason: held });
+        // Shown on the running version until a new entry replaces it (reverted, host restarted).
+        if (current) {
+          const { diff, widened } = held;
+          current.held = { since: current.held?.since ?? new Date(), diff, widened };
+        }
+        emit("change", { plugin: plugin.name, dir, outcome: "held", paths, reason: held.reason });
         return;
       }
       const policy = effectivePolicy(config, plugin);

@@ -6,6 +6,7 @@ import {
   type CompiledSandbox,
   compileSandbox,
   describeWidening,
+  type WidenedGrant,
   widenedGrants,
 } from "../sandbox/mod.ts";
 import type { Entry } from "./_entry.ts";
@@ -32,13 +33,26 @@ export interface WideningContext {
   readonly approved: ReadonlyMap<string, CompiledSandbox>;
 }
 
+/** A reload {@linkcode holdsWidening} holds: why, and the diff the API shows. */
+export interface Widening {
+  /** `its manifest widens its capabilities: <diff>`. */
+  readonly reason: string;
+  /** The widening as one line: `+net api.example.com:443`, `renamed from cat`. */
+  readonly diff: string;
+  /** The grants the new version adds (env names, never values). */
+  readonly widened: readonly WidenedGrant[];
+}
+
 /**
  * Why a reload must wait, if it must: the new manifest grants more than the running version
  * has (DESIGN §6). Under `security.policy: strict` it is held, logged with the diff, until the
  * host restarts (an operator's decision) or the change is reverted; `permissive` reloads and
  * warns.
  */
-export function holdsWidening(change: WideningChange, ctx: WideningContext): string | undefined {
+export function holdsWidening(
+  change: WideningChange,
+  ctx: WideningContext,
+): Widening | undefined {
   const { current, plugin, paths } = change;
   const { config, runtime } = ctx;
   const sandbox = (p: PluginDescriptor) =>
@@ -74,5 +88,5 @@ export function holdsWidening(change: WideningChange, ctx: WideningContext): str
       "(security.policy: strict)",
     fields,
   );
-  return `its manifest widens its capabilities: ${diff}`;
+  return { reason: `its manifest widens its capabilities: ${diff}`, diff, widened };
 }

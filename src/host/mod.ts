@@ -9,7 +9,7 @@ export type { HostHealth } from "./host_health.ts";
 export { type HostRuntime, prepareRuntime, sandboxContext } from "./host_runtime.ts";
 export { PluginHost } from "./plugin_host.ts";
 export type { PluginHostOptions } from "./plugin_host_options.ts";
-export type { InstanceInfo, PluginInfo } from "./plugin_info.ts";
+export type { HeldReload, InstanceInfo, PluginInfo, PluginInfoState } from "./plugin_info.ts";
 export { summarizeGrants } from "./summarize_grants.ts";
 export { ProcessService, type ProcessServiceOptions } from "./process_service.ts";
 export { ProcessServiceError, type ProcessServiceErrorCode } from "./process_service_error.ts";

@@ -1,11 +1,34 @@
 import type { HealthStatus } from "../pipeline/mod.ts";
 import type { PluginState } from "../runtime/mod.ts";
+import type { WidenedGrant } from "../sandbox/mod.ts";
+
+/**
+ * A plugin's state: its instances' states at best, `degraded` when some of its instances are
+ * ready and others are not.
+ */
+export type PluginInfoState = PluginState | "degraded";
+
+/**
+ * A reload held under `security.policy: strict` because the manifest on disk widens the
+ * running version's capabilities. The running version keeps serving; the hold ends when the
+ * change is reverted (the reload then goes through) or the host restarts.
+ */
+export interface HeldReload {
+  /** When the reload was first held. */
+  readonly since: Date;
+  /** The widening as one line, as logged: `+net api.example.com:443`, `renamed from cat`. */
+  readonly diff: string;
+  /** The grants the held version adds (env names only, never values). */
+  readonly widened: readonly WidenedGrant[];
+}
 
 /** What `plugins()` reports for each plugin. */
 export interface PluginInfo {
   readonly name: string;
   readonly version: string;
-  readonly state: PluginState;
+  /** `ready` when all its instances are, `degraded` when only some are, else the first's. */
+  readonly state: PluginInfoState;
+  /** The first ready instance's process. */
   readonly pid: number | undefined;
   readonly restarts: number;
   readonly dir: string;
@@ -23,6 +46,8 @@ export interface PluginInfo {
   readonly breaker: "closed" | "open" | "half-open";
   /** `local`, `remote` (served by `plugsconc serve` workers over NATS), or `overflow`. */
   readonly placement?: "local" | "remote" | "overflow";
+  /** The reload held because it widens capabilities, while it is held. */
+  readonly held?: HeldReload;
 }
 
 /** One process of a plugin, as `plugins()` and `health()` report it. */

@@ -142,7 +142,8 @@ export class RemoteWorker implements AsyncDisposable {
     for (const p of this.#host.plugins()) {
       // A plugin this config sends to NATS itself is not served back to NATS.
       if (placementOf(this.#host.config, p.name) === "remote") continue;
-      if (p.state !== "ready") {
+      // Degraded: some of its instances serve, so it is served.
+      if (p.state !== "ready" && p.state !== "degraded") {
         this.#log.warning("plugin {plugin} is {state}: not served on NATS", {
           plugin: p.name,
           state: p.state,

@@ -25,6 +25,7 @@ export interface PluginCalls extends CallCounters {
 export interface PluginView {
   readonly name: string;
   readonly version: string;
+  /** `ready` when all its instances are, `degraded` when only some are (see `instances`). */
   readonly state: string;
   readonly health: string;
   readonly breaker: string;
@@ -50,6 +51,15 @@ export interface PluginView {
   /** The effective call policy (config defaults, overrides, manifest). */
   readonly policy: PluginPolicy | null;
   readonly calls: PluginCalls;
+  /**
+   * While a reload is held under `security.policy: strict` (the manifest on disk widens the
+   * running version's grants): since when (ISO 8601) and the widening. Absent otherwise.
+   */
+  readonly held?: {
+    readonly since: string;
+    readonly diff: string;
+    readonly widened: readonly { readonly kind: string; readonly grant: string }[];
+  };
   /** Only for `GET /v1/plugins/{name}`: declared grants used or not, denied checks. */
   readonly permissions?: PermissionReport | null;
 }
@@ -115,6 +125,15 @@ function viewOf(info: PluginInfo, policy: PluginPolicy | undefined, calls: Plugi
     placement: info.placement ?? "local",
     policy: policy ?? null,
     calls,
+    ...(info.held
+      ? {
+        held: {
+          since: info.held.since.toISOString(),
+          diff: info.held.diff,
+          widened: info.held.widened.map((w) => ({ kind: w.kind, grant: w.grant })),
+        },
+      }
+      : {}),
   };
 }
 
