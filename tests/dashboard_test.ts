@@ -8,40 +8,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { loadConfig } from "../src/config/mod.ts";
 import { PluginHost } from "../src/host/mod.ts";
 import { setupHostLogging } from "../src/logs/mod.ts";
 import { Gateway } from "../src/server/mod.ts";
 import { MAX_EVENT_STREAMS } from "../src/server/dashboard/mod.ts";
+import { countPageBytes, launchChromium } from "./_chromium.ts";
 import { FIXTURE_PLUGINS, makeHome, SAMPLE_PLUGINS, type TestHome } from "./_helpers.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const TOKEN = "dashboard-token-0123456789";
 const PAYLOAD = "<img src=x onerror=alert(1)>";
-
-async function launch(): Promise<Browser & AsyncDisposable> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `no Chromium at ${CHROMIUM}: these tests need a real browser; install Debian's ` +
-        "chromium (apt-get install chromium) or set CHROMIUM_PATH",
-    );
-  }
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
-  return Object.assign(browser, { [Symbol.asyncDispose]: () => browser.close() });
-}
 
 async function dashboardHome(): Promise<TestHome> {
   const home = await makeHome({
@@ -82,21 +59,14 @@ const stateOf = (page: Page, plugin: string) =>
 Deno.test("the dashboard shows live plugins, calls them and never runs their markup", async (t) => {
   await using home = await dashboardHome();
   await using env = await startAll(home);
-  await using browser = await launch();
+  await using browser = await launchChromium();
   const page = await browser.newPage();
   const dialogs: string[] = [];
   page.on("dialog", (d) => {
     dialogs.push(d.message());
     void d.dismiss();
   });
-  let bytes = 0;
-  let files = 0;
-  page.on("requestfinished", async (r) => {
-    if (r.url().endsWith("/dashboard/events")) return;
-    const s = await r.sizes();
-    bytes += s.responseBodySize + s.responseHeadersSize;
-    files++;
-  });
+  const loaded = countPageBytes(page);
 
   await t.step("the page lists the sample plugins as ready", async () => {
     await page.goto(env.gateway.url + "/");
@@ -107,10 +77,10 @@ Deno.test("the dashboard shows live plugins, calls them and never runs their mar
       performance.getEntriesByName("plugsconc-first-render")[0]?.startTime ?? -1
     );
     // The stream never goes idle: wait for the page's five files instead.
-    while (files < 5) await page.waitForTimeout(20);
+    while (loaded.files < 5) await page.waitForTimeout(20);
     assert.ok(firstRender > 0, "the page marks its first render");
     console.log(
-      JSON.stringify({ dashboard: { bytesOverWire: bytes, firstRenderMs: firstRender } }),
+      JSON.stringify({ dashboard: { bytesOverWire: loaded.bytes, firstRenderMs: firstRender } }),
     );
     // cat asks for nothing: what it gets is the handshake variable's name, never a value.
     const grants = await page.locator('#plugins tr[data-plugin="cat"] td.grants').textContent();
@@ -225,7 +195,7 @@ Deno.test("with a token the dashboard asks for it first and shows no data withou
     },
   );
 
-  await using browser = await launch();
+  await using browser = await launchChromium();
   const page = await browser.newPage();
 
   await t.step("without the token the page asks for it and shows no data", async () => {
