@@ -245,6 +245,12 @@ const PluginOverrideSchema = z.strictObject({
   placement: z.enum(["local", "remote", "overflow"]).default("local"),
   /** With `placement: overflow`: calls in flight on a local process before the next goes remote (default 4). */
   overflow_after: positiveInt.optional(),
+  /**
+   * The plugin's configuration, any YAML (`${VAR}` expanded): checked against the manifest's
+   * `config.schema`, sent to the plugin at the handshake (`ctx.config`). Values from the
+   * environment and fields the schema marks `writeOnly` are secrets: never logged or shown.
+   */
+  config: z.unknown().optional(),
 });
 
 const ServerSchema = z.strictObject({

@@ -42,6 +42,18 @@ const ProcessCapabilitySchema = z.union([
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * A JSON Schema (a boolean or an object). Which keywords the host supports, and the check that
+ * a schema uses only those, live with the validator (`src/schema/`).
+ */
+export const JsonSchemaValue = z.union([z.boolean(), z.record(z.string(), z.unknown())]);
+
+/** A plugin this plugin may call (`ctx.host.plugins.call`), and which of its methods. */
+const PluginTargetSchema = z.strictObject({
+  name: z.string().regex(PLUGIN_NAME, "a plugin name"),
+  methods: z.array(z.string().min(1)).min(1, "name the methods it may call"),
+});
+
 /** The schema of `manifest.yaml`. Unknown keys are errors everywhere. */
 export const ManifestSchema = z.strictObject({
   plugin: z.strictObject({
@@ -76,6 +88,8 @@ export const ManifestSchema = z.strictObject({
     }).prefault({}),
     process: z.array(ProcessCapabilitySchema).default([]),
     env: z.array(z.string().regex(ENV_NAME, "an environment variable name")).default([]),
+    /** Other plugins' methods it may call through the host (checked by the host). */
+    plugins: z.array(PluginTargetSchema).default([]),
   }).prefault({}),
   resources: z.strictObject({
     memory_mb: z.number().int().min(16).max(65_536).optional(),
@@ -86,8 +100,21 @@ export const ManifestSchema = z.strictObject({
     z.strictObject({
       idempotent: z.boolean().default(false),
       timeout_ms: z.number().int().positive().max(2_147_483_647).optional(),
+      /** JSON Schema of the params: the host refuses a call whose params fail it. */
+      params: JsonSchemaValue.optional(),
+      /** JSON Schema of the result: the SDK refuses to send a result that fails it. */
+      result: JsonSchemaValue.optional(),
+      /** The method streams chunks (`host.stream`); its result ends the stream. */
+      stream: z.boolean().default(false),
+      /** JSON Schema of each chunk of a streaming method. */
+      chunk: JsonSchemaValue.optional(),
     }),
   ).default({}),
+  /** The plugin's configuration (`plugins.<name>.config` in the host config, `ctx.config`). */
+  config: z.strictObject({
+    /** JSON Schema the host checks `plugins.<name>.config` against before the plugin starts. */
+    schema: JsonSchemaValue.optional(),
+  }).prefault({}),
   depends_on: z.array(z.string().regex(PLUGIN_NAME)).default([]),
 });
 
@@ -101,3 +128,7 @@ export type EgressRule = Manifest["capabilities"]["network"]["egress"][number];
 export type IngressRule = Manifest["capabilities"]["network"]["ingress"][number];
 /** A process capability. */
 export type ProcessCapability = Manifest["capabilities"]["process"][number];
+/** A plugin-to-plugin call grant. */
+export type PluginTarget = Manifest["capabilities"]["plugins"][number];
+/** One method's declaration. */
+export type MethodSpec = Manifest["methods"][string];
