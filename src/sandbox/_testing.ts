@@ -7,7 +7,8 @@
 import { dirname, join } from "node:path";
 import { type Config, resolveConfig } from "../config/mod.ts";
 import { loadManifest, type PluginDescriptor } from "../manifest/mod.ts";
-import type { SandboxContext } from "./types.ts";
+import { compileSandbox } from "./compile_sandbox.ts";
+import type { CompiledSandbox, SandboxContext } from "./types.ts";
 
 /** A temp host: `<root>/config.yaml`, `plugins/`, `data/`, `sdk/`, `deno-dir/`. */
 export interface TestHost extends AsyncDisposable {
@@ -91,4 +92,36 @@ export async function makeHost(): Promise<TestHost> {
     },
   };
   return host;
+}
+
+/** The --deny-net flag every sandbox carries. */
+export const DENY_ALL =
+  "--deny-net=0.0.0.0/8,100.100.100.200,127.0.0.0/8,169.254.0.0/16,[::1],[::]," +
+  "[fd00:ec2::254]";
+
+/** Compiles the sandbox of a test plugin with `manifest` and host `config`. */
+export async function compile(
+  host: TestHost,
+  manifest: ManifestInput,
+  config: Record<string, unknown> = {},
+  files?: Record<string, string>,
+): Promise<CompiledSandbox> {
+  const plugin = await host.plugin(manifest, files);
+  return compileSandbox(plugin, host.ctx(plugin, config));
+}
+
+/** The value of flag `name` in the argv, if present. */
+export function flag(c: CompiledSandbox, name: string): string | undefined {
+  const arg = c.argv.find((a) => a.startsWith(`${name}=`));
+  return arg?.slice(name.length + 1);
+}
+
+/** A manifest with these filesystem grants. */
+export function fsManifest(...grants: Record<string, unknown>[]): ManifestInput {
+  return { capabilities: { filesystem: grants } };
+}
+
+/** A manifest with one egress rule. */
+export function egress(hosts: string[], ports = [443], protocol = "tcp"): ManifestInput {
+  return { capabilities: { network: { egress: [{ protocol, hosts, ports }] } } };
 }
