@@ -29,12 +29,17 @@ export {
   type CallOptions,
   type HostHealth,
   type InstanceInfo,
+  InvalidParamsError,
+  type PluginClientShape,
+  PluginConfigError,
   PluginHost,
   type PluginHostEvents,
   type PluginHostOptions,
   type PluginInfo,
+  PluginStream,
   ProcessServiceError,
   type ProcessServiceErrorCode,
+  type StreamOptions,
 } from "./src/host/mod.ts";
 export {
   HandshakeError,
@@ -47,6 +52,8 @@ export {
   type PluginState,
   PluginTimeoutError,
   PluginUnavailableError,
+  StreamError,
+  type StreamErrorCode,
 } from "./src/runtime/mod.ts";
 export {
   BulkheadFullError,
@@ -59,6 +66,7 @@ export {
 export { type MetricSnapshot, MetricsRegistry } from "./src/metrics/mod.ts";
 export { Gateway, type GatewayOptions, HttpError, ServerError } from "./src/server/mod.ts";
 export { ManifestError, type PluginDescriptor } from "./src/manifest/mod.ts";
+export { checkSchema, compileSchema, generateTypes, type Validator } from "./src/schema/mod.ts";
 export { SandboxError } from "./src/sandbox/mod.ts";
 export {
   RemoteConfigError,

@@ -27,7 +27,10 @@
  *   ours, and each shape gets its ratio against the peer's run of the same round.
  *
  * Usage: `deno run -A scripts/bench/rpc.ts [--peer|--no-peer] [--rounds N]
- * [--permission-audit on|off]` (about 20 s on 2 cores, plus about 15 s per peer round).
+ * [--permission-audit on|off] [--schema on|off|compare]` (about 20 s on 2 cores, plus about 15 s
+ * per peer round). `--schema on` gives `echo` a params schema; `--schema compare` only runs
+ * sequential calls to two bench plugins, with and without it, interleaved
+ * (`_rpc_schema.ts`).
  * `--permission-audit` sets `security.permission_audit` (default: the config's default, on);
  * `scripts/bench/permission_audit.ts` compares the two interleaved.
  *
@@ -56,6 +59,7 @@ import {
   round,
 } from "./_common.ts";
 import { goPluginAvailable, peerShapes } from "./_rpc_peer_shapes.ts";
+import { addTypedBench, schemaCost, withEchoSchema } from "./_rpc_schema.ts";
 
 const COLD_RUNS = 20;
 const BREAKDOWN_RUNS = 10;
@@ -413,12 +417,24 @@ async function main() {
   if (auditAt >= 0 && auditArg !== "on" && auditArg !== "off") {
     throw new RangeError(`--permission-audit must be on or off, got ${auditArg}`);
   }
+  const schemaAt = args.indexOf("--schema");
+  const schemaArg = schemaAt >= 0 ? args[schemaAt + 1] : "off";
+  if (schemaArg !== "on" && schemaArg !== "off" && schemaArg !== "compare") {
+    throw new RangeError(`--schema must be on, off or compare, got ${schemaArg}`);
+  }
   const started = performance.now();
   const machineInfo = { ...(await machine()), loadavg_at_start: loadavg() };
   await using home = await makeHome(
     auditArg === undefined ? {} : { security: { permission_audit: auditArg === "on" } },
   );
-  await home.addPlugin(BENCH_PLUGIN_SOURCE);
+  await home.addPlugin(BENCH_PLUGIN_SOURCE, schemaArg === "on" ? { manifest: withEchoSchema } : {});
+  if (schemaArg === "compare") {
+    await addTypedBench(home);
+    await using host = await home.startHost();
+    progress("params validation: schema on/off, interleaved");
+    console.log(JSON.stringify({ machine: machineInfo, ...(await schemaCost(host)) }, null, 2));
+    return;
+  }
   const scripts = await writeScripts(join(home.dir, "raw"));
   progress("starting the host");
   await using host = await home.startHost();
@@ -465,6 +481,7 @@ async function main() {
     benchmark: "plugsconc rpc",
     machine: machineInfo,
     permission_audit: host.config.security.permission_audit,
+    echo_params_schema: schemaArg === "on",
     cold_start: cold,
     sequential_100b: {
       param_bytes: 100,

@@ -14,12 +14,17 @@ export function registerCall(program: Command, ctx: CliContext): void {
     .argument("<method>", "method name")
     .argument("[json]", "params as JSON (object or array)")
     .option("--timeout <ms>", "call timeout in milliseconds (default: from config/manifest)")
+    .option(
+      "--stream",
+      "stream the method: each chunk as one JSON line, then the result (automatic for a " +
+        "method declared stream: true)",
+    )
     .action(
       async (
         plugin: string,
         method: string,
         json: string | undefined,
-        opts: { timeout?: string },
+        opts: { timeout?: string; stream?: boolean },
       ) => {
         let params: unknown = undefined;
         if (json !== undefined) {
@@ -55,10 +60,15 @@ export function registerCall(program: Command, ctx: CliContext): void {
           logStore: logging.store,
           auditActor: "call",
         });
-        const result = await host.call(plugin, method, params, {
-          timeoutMs,
-          signal: ctx.io.signal,
-        });
+        const options = { timeoutMs, signal: ctx.io.signal };
+        const declared = host.discovery.plugins.find((p) => p.name === plugin);
+        if (opts.stream || declared?.manifest.methods[method]?.stream) {
+          const stream = host.stream(plugin, method, params, options);
+          for await (const chunk of stream) ctx.io.out(JSON.stringify(chunk ?? null) + "\n");
+          ctx.io.out(JSON.stringify((await stream.result) ?? null) + "\n");
+          return;
+        }
+        const result = await host.call(plugin, method, params, options);
         ctx.io.out(JSON.stringify(result ?? null, null, 2) + "\n");
       },
     );

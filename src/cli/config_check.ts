@@ -1,7 +1,8 @@
 import type { Command } from "commander";
-import { loadConfig, maskSecrets } from "../config/mod.ts";
+import { ConfigError, loadConfig, type LoadedConfig, maskSecrets } from "../config/mod.ts";
 import { PlugsconcError } from "../errors/mod.ts";
-import { discoverPlugins } from "../manifest/mod.ts";
+import { configProblem, shownConfig } from "../host/mod.ts";
+import { discoverPlugins, type PluginDescriptor } from "../manifest/mod.ts";
 import { effectivePolicy, explainPolicy } from "../pipeline/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
@@ -31,10 +32,12 @@ export function registerConfigCheck(parent: Command, ctx: CliContext): void {
         const policies = Object.fromEntries(
           plugins.map((p) => [p.name, effectivePolicy(loaded.config, p)]),
         );
+        // Each plugin's config against its manifest's config.schema, as at its start.
+        checkPluginConfigs(loaded, plugins);
         if (opts.json) {
           ctx.io.out(
             JSON.stringify(
-              { ok: true, file: loaded.file ?? null, config: maskSecrets(loaded), policies },
+              { ok: true, file: loaded.file ?? null, config: masked(loaded, plugins), policies },
               null,
               2,
             ) + "\n",
@@ -57,4 +60,37 @@ export function registerConfigCheck(parent: Command, ctx: CliContext): void {
         throw e;
       }
     });
+}
+
+/** `maskSecrets`, and fields a plugin's `config.schema` marks `writeOnly` as `***` too. */
+function masked(loaded: LoadedConfig, plugins: readonly PluginDescriptor[]): unknown {
+  const out = maskSecrets(loaded) as { plugins?: Record<string, { config?: unknown }> };
+  for (const p of plugins) {
+    const entry = out.plugins?.[p.name];
+    if (entry?.config !== undefined) entry.config = shownConfig(loaded, p.name, p);
+  }
+  return out;
+}
+
+/** Refuses a config whose `plugins.<name>.config` fails that plugin's `config.schema`. */
+function checkPluginConfigs(loaded: LoadedConfig, plugins: readonly PluginDescriptor[]): void {
+  const issues = plugins.flatMap((p) => {
+    const problem = configProblem(p, loaded.config);
+    if (problem === undefined) return [];
+    const at = problem.indexOf(": ");
+    return [{
+      file: loaded.file ?? "<defaults>",
+      path: at < 0 ? `plugins.${p.name}.config` : problem.slice(0, at),
+      line: 0,
+      column: 0,
+      message: at < 0 ? problem : problem.slice(at + 2),
+    }];
+  });
+  if (issues.length > 0) {
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      `${loaded.file ?? "config"}: plugin config fails its manifest's config.schema`,
+      issues,
+    );
+  }
 }

@@ -1,5 +1,6 @@
 import { ConfigError } from "../config/mod.ts";
 import { causeChain, PlugsconcError } from "../errors/mod.ts";
+import { InvalidParamsError, PluginConfigError } from "../host/mod.ts";
 import { PluginNotFoundError, PluginUnavailableError } from "../runtime/mod.ts";
 import { SandboxError } from "../sandbox/mod.ts";
 import { ServerError } from "../server/mod.ts";
@@ -18,13 +19,15 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 /**
  * Error classes whose failures are the user's input (exit 2): usage, config and manifest
  * errors (`ManifestError` extends `ConfigError`), refused sandboxes, unknown plugins or
- * methods. Later domains can add theirs with {@link registerUsageErrorClass}.
+ * methods, params that fail their schema, plugin config that fails its schema. Later domains can add theirs with {@link registerUsageErrorClass}.
  */
 const usageClasses: (abstract new (...args: never[]) => Error)[] = [
   UsageError,
   ConfigError,
   SandboxError,
   PluginNotFoundError,
+  InvalidParamsError,
+  PluginConfigError,
 ];
 
 /** Marks an error class as a usage/configuration error (exit code 2). */

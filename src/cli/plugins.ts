@@ -1,10 +1,11 @@
 import type { Command } from "commander";
 import { appendAuditEvent } from "../audit/mod.ts";
-import { loadConfig } from "../config/mod.ts";
+import { loadConfig, type LoadedConfig } from "../config/mod.ts";
+import { configProblem, shownConfig } from "../host/mod.ts";
 import { errorToJSON } from "../errors/mod.ts";
 import { assertVerified, verifyPlugin, type VerifyStatus } from "../integrity/mod.ts";
 import { WorkerPool } from "../pool/mod.ts";
-import { discoverPlugins } from "../manifest/mod.ts";
+import { discoverPlugins, type PluginDescriptor } from "../manifest/mod.ts";
 import { effectivePolicy, explainPolicy } from "../pipeline/mod.ts";
 import { checkGrantSymlinks, explainSandbox } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
@@ -13,6 +14,7 @@ import { setupCommandLogging } from "./host_logging.ts";
 import { compileNow, graphFiles, lookUpPlugin } from "./plugin_lookup.ts";
 import { registerChecksumCommands } from "./plugins_checksum.ts";
 import { registerLearnCommand } from "./plugins_learn.ts";
+import { registerTypesCommand } from "./plugins_types.ts";
 import { registerPermissionsCommand } from "./plugins_permissions.ts";
 import { runningPlugins } from "./running_host.ts";
 import type { PluginView } from "../server/mod.ts";
@@ -152,6 +154,9 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
                 : { error: errorToJSON(checksum.error) },
               grants: compiled.grants,
               policy: effectivePolicy(config, plugin),
+              // plugins.<name>.config with secrets (${VAR}, writeOnly fields) as ***.
+              config: shownConfig(loaded, plugin.name, plugin) ?? null,
+              config_problem: configProblem(plugin, config) ?? null,
             },
             null,
             2,
@@ -170,6 +175,7 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
             "(announced at start)"
           }\n` +
           `  depends on:  ${m.depends_on.join(", ") || "-"}\n` +
+          `  config:      ${explainConfig(loaded, plugin)}\n` +
           `  deno:        ${runtime.denoBin}\n\n` +
           explainGraph(graph) + "\n" + explainChecksum(checksum) + "\n\n" +
           explainSandbox(withLinks, { code: failed === undefined ? null : codeOf(failed) }) +
@@ -180,7 +186,19 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
   registerChecksumCommands(plugins, ctx);
   registerPermissionsCommand(plugins, ctx);
   registerLearnCommand(plugins, ctx);
+  registerTypesCommand(plugins, ctx);
   return plugins;
+}
+
+/** The config line of `plugins inspect`: whether it passes the schema; never a value. */
+function explainConfig(loaded: LoadedConfig, plugin: PluginDescriptor): string {
+  const problem = configProblem(plugin, loaded.config);
+  if (problem !== undefined) return `INVALID: ${problem}`;
+  const given = loaded.config.plugins[plugin.name]?.config !== undefined;
+  const schema = plugin.manifest.config.schema !== undefined;
+  if (!given && !schema) return "-";
+  const checked = schema ? "passes config.schema" : "no config.schema (unchecked)";
+  return `${given ? "given" : "none given"}, ${checked}`;
 }
 
 type CheckOutcome<T> = ({ ok: true } & T) | { ok: false; error: unknown };

@@ -1,7 +1,7 @@
-import type { PluginDescriptor } from "../manifest/mod.ts";
+import { dependencyNames, type PluginDescriptor } from "../manifest/mod.ts";
 import { PluginNotFoundError } from "../runtime/mod.ts";
 
-/** `names` and everything they depend on; unknown names are an error. */
+/** `names` and everything they depend on or may call; unknown names are an error. */
 export function dependencyClosure(
   plugins: readonly PluginDescriptor[],
   names: readonly string[],
@@ -13,7 +13,7 @@ export function dependencyClosure(
     const p = byName.get(name);
     if (p === undefined) throw new PluginNotFoundError(name, undefined, [...byName.keys()]);
     out.set(name, p);
-    for (const d of p.manifest.depends_on) if (byName.has(d)) add(d);
+    for (const d of dependencyNames(p.manifest)) if (byName.has(d)) add(d);
   };
   for (const n of names) add(n);
   return [...out.values()];

@@ -18,6 +18,8 @@ import type { Emit } from "./_host_listeners.ts";
 import type { PluginIntegrity } from "./_plugin_integrity.ts";
 import { type HostRuntime, sandboxContext } from "./host_runtime.ts";
 import { ProcessService } from "./process_service.ts";
+import { type PluginCaller, PluginCallService } from "./plugin_call_service.ts";
+import { configureParams } from "./typed_methods.ts";
 
 const log = getLogger(["plugsconc", "host"]);
 
@@ -39,6 +41,8 @@ export interface LaunchContext {
   readonly audit?: AuditTrail;
   /** Whether a plugin runs with the permission audit (default: yes). */
   readonly permissionAudit?: (plugin: PluginDescriptor) => boolean;
+  /** Runs a plugin's calls to other plugins (`host/plugins.call`); absent: all refused. */
+  readonly plugins?: PluginCaller;
 }
 
 /** Starts plugin versions: sandbox, checks, supervised processes, call pipeline. */
@@ -85,6 +89,8 @@ export class Launcher {
       auditEvent({ kind: "grant.refused", plugin: plugin.name, detail: { refusals } });
     }
     throwIfRefused({ plugin, refusals });
+    // Config checked against config.schema before anything is spawned; sent in $/configure.
+    const configure = configureParams(plugin, config);
     const override = config.plugins[plugin.name];
     const settings = {
       startTimeoutMs: override?.start_timeout_ms ?? config.defaults.start_timeout_ms,
@@ -144,6 +150,15 @@ export class Launcher {
             processGroups: runtime.setsid !== undefined,
             forbiddenRoots: [config.dirs.plugins, config.dirs.data],
           });
+          // Its calls to other plugins: each takes the chain and deadline of the call it serves.
+          const targets = plugin.manifest.capabilities.plugins;
+          let running: PluginProcess | undefined;
+          const calls = new PluginCallService({
+            plugin: plugin.name,
+            targets: this.#ctx.plugins === undefined ? [] : targets,
+            host: this.#ctx.plugins ?? NO_PLUGINS,
+            contextOf: (request) => running?.callContext(request),
+          });
           // Deno reports every permission check to a FIFO outside the plugin's grants.
           const audit = this.#ctx.permissionAudit?.(plugin) === false
             ? undefined
@@ -165,7 +180,8 @@ export class Launcher {
             maxLineBytes: config.defaults.max_line_bytes,
             stopGraceMs: settings.stopGraceMs,
             signal,
-            handlers: processes.handlers,
+            handlers: { ...processes.handlers, ...calls.handlers },
+            keepCallContexts: targets.length > 0,
             onExit: async () => {
               // The audit drains its FIFO in the background: the supervisor must learn of the
               // exit (and restart) at once; the host's stop waits for it (settleAudits).
@@ -181,12 +197,13 @@ export class Launcher {
               await processes.close();
             },
             logBudget,
+            configure,
           });
           started.then(() => processes.open(), () => {
             processes.close();
             if (audit) this.#track(audit.close());
           });
-          const proc = await started;
+          const proc = running = await started;
           auditEvent({
             kind: "plugin.start",
             plugin: plugin.name,
@@ -255,3 +272,9 @@ export class Launcher {
     return { compiled, methods, supervisors, instances, pipeline };
   }
 }
+
+/** The host of a launcher without one: every call is refused before it gets here. */
+const NO_PLUGINS: PluginCaller = {
+  call: () => Promise.reject(new Error("no plugin calls on this host")),
+  timeoutFor: () => 0,
+};

@@ -13,23 +13,32 @@ const REFUSAL_WINDOW_MS = 10_000;
 export class RefusalLog {
   readonly #log: Logger;
   readonly #plugin: string;
+  readonly #kind: string;
+  readonly #what: string;
   #window = { start: 0, logged: 0, suppressed: 0 };
 
-  constructor(log: Logger, plugin: string) {
+  /** `kind`: the audit event's kind; `what`: what was refused, in the count's record. */
+  constructor(
+    log: Logger,
+    plugin: string,
+    { kind = "process.refused", what = "process requests" }: { kind?: string; what?: string } = {},
+  ) {
     this.#log = log;
     this.#plugin = plugin;
+    this.#kind = kind;
+    this.#what = what;
   }
 
   /** Logs one refusal, unless the window's quota is used up (then it is counted). */
   log(reason: string, fields: Record<string, unknown>): void {
-    auditEvent({ kind: "process.refused", plugin: this.#plugin, detail: { reason, ...fields } });
+    auditEvent({ kind: this.#kind, plugin: this.#plugin, detail: { reason, ...fields } });
     const now = Date.now();
     const w = this.#window;
     if (now - w.start >= REFUSAL_WINDOW_MS) {
       if (w.suppressed > 0) {
         this.#log.warning(
-          "plugin {plugin}: {count} more refused process requests were not logged",
-          { plugin: this.#plugin, count: w.suppressed },
+          "plugin {plugin}: {count} more refused {what} were not logged",
+          { plugin: this.#plugin, count: w.suppressed, what: this.#what },
         );
       }
       this.#window = { start: now, logged: 0, suppressed: 0 };

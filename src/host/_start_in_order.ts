@@ -1,6 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import { PlugsconcError } from "../errors/mod.ts";
-import { ManifestError, type PluginDescriptor } from "../manifest/mod.ts";
+import { callTargets, ManifestError, type PluginDescriptor } from "../manifest/mod.ts";
 import type { PluginPolicy } from "../pipeline/mod.ts";
 import type { Entry, Running } from "./_entry.ts";
 
@@ -27,7 +27,12 @@ export async function startInOrder(
   const started = new Map<string, Promise<boolean>>();
   const startOne = async (plugin: PluginDescriptor): Promise<boolean> => {
     const entry = entries.get(plugin.name)!;
+    // What it may call starts first when it comes earlier in `ordered` (read before any await:
+    // a later plugin may call this one); its absence or failure only fails the calls.
+    const targets = Promise.all(callTargets(plugin.manifest).map((d) => started.get(d)));
     const deps = await Promise.all(plugin.manifest.depends_on.map((d) => started.get(d)!));
+    await targets;
+    warnMissingTargets(plugin, entries);
     if (deps.some((ok) => !ok)) {
       entry.error = new ManifestError(
         "DEPENDENCY_FAILED",
@@ -58,4 +63,16 @@ export async function startInOrder(
   // `ordered` lists dependencies first, so each plugin's dependencies are already in `started`.
   for (const plugin of ordered) started.set(plugin.name, startOne(plugin));
   await Promise.all(started.values());
+}
+
+/** Warns of each plugin `plugin` may call that this host does not run at all. */
+function warnMissingTargets(plugin: PluginDescriptor, entries: ReadonlyMap<string, Entry>): void {
+  for (const target of callTargets(plugin.manifest)) {
+    if (entries.has(target)) continue;
+    log.warning(
+      "plugin {plugin} may call {target}, which this host does not run (not found, invalid, " +
+        "disabled or not allowed); its calls to it fail with PLUGIN_NOT_FOUND",
+      { plugin: plugin.name, target },
+    );
+  }
 }

@@ -1,8 +1,9 @@
+import { dependencyNames } from "../manifest/mod.ts";
 import type { Entry } from "./_entry.ts";
 
 /**
- * Entries grouped for stopping: first those nothing running depends on, then what those
- * depended on, and so on (each group can stop in parallel).
+ * Entries grouped for stopping: first those nothing running depends on (or may call), then
+ * what those depended on, and so on (each group can stop in parallel).
  */
 export function stopLevels(entries: readonly Entry[]): Entry[][] {
   const byName = new Map(entries.map((e) => [e.plugin.name, e]));
@@ -12,7 +13,7 @@ export function stopLevels(entries: readonly Entry[]): Entry[][] {
     if ((depth.get(e.plugin.name) ?? -1) >= d || seen.has(e.plugin.name)) return;
     depth.set(e.plugin.name, d);
     seen.add(e.plugin.name);
-    for (const dep of e.plugin.manifest.depends_on) {
+    for (const dep of dependencyNames(e.plugin.manifest)) {
       const de = byName.get(dep);
       if (de) visit(de, d + 1, seen);
     }

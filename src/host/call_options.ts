@@ -4,4 +4,9 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Overrides the configured timeout. */
   timeoutMs?: number;
+  /**
+   * Internal: the plugins whose calls led to this one, outermost first (the host sets it for
+   * a plugin's `host/plugins.call`; the callee's own calls then see it, for cycle checks).
+   */
+  chain?: readonly string[];
 }

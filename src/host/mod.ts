@@ -8,6 +8,16 @@ export type { PluginHostEvents } from "./host_events.ts";
 export type { HostHealth } from "./host_health.ts";
 export { type HostRuntime, prepareRuntime, sandboxContext } from "./host_runtime.ts";
 export { PluginHost } from "./plugin_host.ts";
+export { DEFAULT_STREAM_WINDOW, PluginStream, type StreamOptions } from "./plugin_stream.ts";
+export { type ClientCall, makePluginClient, type PluginClientShape } from "./plugin_client.ts";
+export { InvalidParamsError, PluginConfigError } from "./typed_method_errors.ts";
+export {
+  checkParams,
+  configProblem,
+  type ConfigureParams,
+  configureParams,
+  shownConfig,
+} from "./typed_methods.ts";
 export type { PluginHostOptions } from "./plugin_host_options.ts";
 export type { HeldReload, InstanceInfo, PluginInfo, PluginInfoState } from "./plugin_info.ts";
 export { summarizeGrants } from "./summarize_grants.ts";

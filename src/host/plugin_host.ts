@@ -23,6 +23,7 @@ import {
   PluginNotFoundError,
   type PluginSupervisor,
   PluginUnavailableError,
+  streamRequired,
 } from "../runtime/mod.ts";
 import type { CompiledSandbox } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
@@ -40,11 +41,15 @@ import { registerRuntimeMetrics } from "./_runtime_metrics.ts";
 import { startInOrder } from "./_start_in_order.ts";
 import { stopEntry, stopLevels } from "./_stop_order.ts";
 import type { CallOptions } from "./call_options.ts";
+import type { PluginStream, StreamOptions } from "./plugin_stream.ts";
+import { openStream } from "./_stream_call.ts";
 import type { PluginHostEvents } from "./host_events.ts";
 import type { HostHealth } from "./host_health.ts";
 import { type HostRuntime, prepareRuntime } from "./host_runtime.ts";
 import type { PluginHostOptions } from "./plugin_host_options.ts";
 import type { PluginInfo } from "./plugin_info.ts";
+import { checkParams } from "./typed_methods.ts";
+import { makePluginClient, type PluginClientShape } from "./plugin_client.ts";
 
 const log = getLogger(["plugsconc", "host"]);
 
@@ -132,6 +137,10 @@ export class PluginHost implements AsyncDisposable {
       audit: this.audit,
       permissionAudit: (p) =>
         this.config.plugins[p.name]?.permission_audit ?? this.config.security.permission_audit,
+      plugins: {
+        call: (name, method, params, options) => this.call(name, method, params, options),
+        timeoutFor: (name, method) => this.timeoutFor(name, method),
+      },
     });
     this.#reloader = new Reloader({
       config: this.config,
@@ -358,10 +367,38 @@ export class PluginHost implements AsyncDisposable {
     if (entry.methods !== undefined && !entry.methods.has(method)) {
       throw new PluginNotFoundError(name, method, [...entry.methods].sort());
     }
+    if (entry.plugin.manifest.methods[method]?.stream) throw streamRequired(name, method);
+    checkParams(entry.plugin, method, params); // before the pipeline: the plugin never sees it
     return await pipeline.call(method, params, {
       signal: options.signal,
       timeoutMs: this.timeoutFor(name, method, options.timeoutMs),
+      ...(options.chain === undefined ? {} : { chain: [...options.chain, name] }),
     });
+  }
+
+  /**
+   * A typed client of plugin `name`: `client.m(params, options)` is `host.call(name, "m",
+   * params, options)`. `T` is the interface `plugsconc plugins types <name>` prints.
+   *
+   * @example
+   * ```ts
+   * const cat = host.client<CatPlugin>("cat");
+   * const sound: string = await cat.speak({ loud: true });
+   * ```
+   */
+  client<T extends PluginClientShape<T>>(name: string): T {
+    return makePluginClient<T>((method, params, options) =>
+      this.call(name, method, params, options)
+    );
+  }
+
+  /**
+   * Streams `method` of plugin `name` (`methods.<m>.stream: true`) through its pipeline; see
+   * {@linkcode PluginStream}. `options.timeoutMs` is the whole stream's deadline.
+   */
+  stream(name: string, method: string, params?: unknown, options?: StreamOptions): PluginStream {
+    const timeoutMs = this.timeoutFor(name, method, options?.timeoutMs);
+    return openStream(this.#entries, name, method, params, { ...options, timeoutMs });
   }
 
   /** The effective timeout of `name.method` in ms. */

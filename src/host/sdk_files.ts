@@ -2,8 +2,11 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isCompiledBinary } from "../runtime/mod.ts";
 
-/** Folders of `src/` that make up the SDK's module graph (the SDK imports rpc and errors). */
-const SDK_FOLDERS = ["sdk", "rpc", "errors"] as const;
+/**
+ * Folders of `src/` that make up the SDK's module graph (the SDK imports rpc, errors and the
+ * JSON Schema validator).
+ */
+const SDK_FOLDERS = ["sdk", "rpc", "errors", "schema"] as const;
 
 /**
  * The SDK entry (`src/sdk/mod.ts`) as a file plugins can import. Under `deno run` it is the

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { PlugsconcError } from "../errors/mod.ts";
+import { orderCallTargets } from "./dependency_names.ts";
 import { loadManifest, MANIFEST_FILE, type PluginDescriptor } from "./load_manifest.ts";
 import { ManifestError } from "./manifest_error.ts";
 import { satisfies } from "./semver.ts";
@@ -122,7 +123,8 @@ export interface StartPlan {
  * Orders plugins so every plugin comes after its `depends_on`. A plugin in a dependency cycle
  * (`DEPENDENCY_CYCLE`, naming the cycle), with a dependency that is not among `plugins`
  * (`DEPENDENCY_MISSING`), or depending on one of those (`DEPENDENCY_FAILED`) is refused; the
- * others are unaffected.
+ * others are unaffected. The plugins a manifest may call (`capabilities.plugins`) come before
+ * it too where that closes no cycle (see {@linkcode orderCallTargets}); they never refuse it.
  */
 export function planStartOrder(plugins: readonly PluginDescriptor[]): StartPlan {
   const byName = new Map(plugins.map((p) => [p.name, p]));
@@ -180,7 +182,7 @@ export function planStartOrder(plugins: readonly PluginDescriptor[]): StartPlan 
     const st = state.get(plugin.name);
     return st instanceof ManifestError ? [{ plugin, error: st }] : [];
   });
-  return { order, refused };
+  return { order: orderCallTargets(order), refused };
 }
 
 /**

@@ -1,5 +1,12 @@
 import { extname, isAbsolute, join, relative, resolve } from "node:path";
-import { parseYamlSource, readLimited, validateSource, type YamlSource } from "../config/mod.ts";
+import {
+  formatPath,
+  parseYamlSource,
+  readLimited,
+  validateSource,
+  type YamlSource,
+} from "../config/mod.ts";
+import { manifestSchemaProblems } from "../schema/manifest_schemas.ts";
 import { asManifestError, ManifestError } from "./manifest_error.ts";
 import { type Manifest, ManifestSchema } from "./schema.ts";
 
@@ -50,6 +57,21 @@ export async function loadManifest(dir: string): Promise<PluginDescriptor> {
     });
   } catch (e) {
     throw asManifestError(e);
+  }
+  // Every JSON Schema in it must stay within what the validator checks: nothing silently unchecked.
+  const schemaProblems = manifestSchemaProblems(manifest);
+  if (schemaProblems.length > 0) {
+    throw new ManifestError(
+      "MANIFEST_INVALID",
+      `${manifestFile}: unsupported JSON Schema`,
+      schemaProblems.map((p) => ({
+        file: manifestFile,
+        path: formatPath(p.at),
+        ...source.locate(p.at),
+        message: p.message,
+        expected: "the JSON Schema subset of the README (Typed methods)",
+      })),
+    );
   }
   const entrypoint = await checkEntrypoint(realDir, manifest.plugin.entrypoint, source);
   return { name: manifest.plugin.name, dir: realDir, manifestFile, manifest, entrypoint };

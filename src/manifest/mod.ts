@@ -12,6 +12,7 @@ export {
   planStartOrder,
   type StartPlan,
 } from "./discover_plugins.ts";
+export { callTargets, dependencyNames } from "./dependency_names.ts";
 export { isInside, loadManifest, MANIFEST_FILE, type PluginDescriptor } from "./load_manifest.ts";
 export { asManifestError, ManifestError } from "./manifest_error.ts";
 export {
@@ -21,6 +22,7 @@ export {
   type Manifest,
   ManifestSchema,
   PLUGIN_NAME,
+  type PluginTarget,
   type ProcessCapability,
 } from "./schema.ts";
 export { isValidRange, satisfies, SEMVER } from "./semver.ts";

@@ -13,12 +13,15 @@ import {
 } from "cockatiel";
 import type { MetricsRegistry } from "../metrics/mod.ts";
 import {
+  type ChunkSink,
   PluginCallCancelledError,
   PluginCallError,
   PluginError,
   PluginNotFoundError,
   PluginTimeoutError,
   PluginUnavailableError,
+  StreamError,
+  streamNotSupported,
 } from "../runtime/mod.ts";
 import type { Instance, InstanceSet } from "./instance_set.ts";
 import { BulkheadFullError, CircuitOpenError, RateLimitedError } from "./pipeline_errors.ts";
@@ -31,6 +34,13 @@ export interface PipelineCallOptions {
   signal?: AbortSignal;
   /** The call's deadline in ms, retries included. Default: the policy's timeout of the method. */
   timeoutMs?: number;
+  /** The plugins whose calls led to this one, ending with this plugin (internal). */
+  chain?: readonly string[];
+  /**
+   * Streams the call into `sink` (`host.stream`): the call lasts as long as the stream, holding
+   * its bulkhead slot, and is never retried once sent.
+   */
+  sink?: ChunkSink;
 }
 
 /** Options for {@link CallPipeline}. */
@@ -232,9 +242,11 @@ export class CallPipeline {
         method,
         params,
         signal: options.signal,
+        chain: options.chain,
         deadlineAt: t0 + timeoutMs,
         timeoutMs,
         last: undefined,
+        sink: options.sink,
       };
       const run = () => this.#withRetries(call);
       let result: unknown;
@@ -283,7 +295,8 @@ export class CallPipeline {
 
   async #withRetries(call: Attempt): Promise<unknown> {
     const maxAttempts = this.policy.retry.max_attempts;
-    const idempotent = this.#idempotent.has(call.method);
+    // A stream is never sent twice: chunks may have reached the caller.
+    const idempotent = this.#idempotent.has(call.method) && call.sink === undefined;
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1;; attempt++) {
       try {
@@ -378,7 +391,10 @@ export class CallPipeline {
         throw e;
       }
       return await this.#mapErrors(
-        inst.endpoint.call(method, params, { signal, timeoutMs: left }),
+        call.sink === undefined
+          ? inst.endpoint.call(method, params, { signal, timeoutMs: left, chain: call.chain })
+          : inst.endpoint.stream?.(method, params, { signal, timeoutMs: left, sink: call.sink }) ??
+            Promise.reject(streamNotSupported(this.plugin, method, "where it runs (remote)")),
         call,
       );
     } finally {
@@ -418,11 +434,14 @@ interface Attempt {
   readonly method: string;
   readonly params: unknown;
   readonly signal: AbortSignal | undefined;
+  readonly chain: readonly string[] | undefined;
   /** `performance.now()` when the whole call must be done. */
   readonly deadlineAt: number;
   readonly timeoutMs: number;
   /** The instance of the previous attempt (a retry prefers another). */
   last: Instance | undefined;
+  /** Where a streamed call's chunks go. */
+  readonly sink: ChunkSink | undefined;
 }
 
 const NEVER = new AbortController().signal;
@@ -447,6 +466,7 @@ function countsAsFailure(e: unknown): boolean {
   if (e instanceof PluginCallCancelledError || e instanceof PluginNotFoundError) return false;
   if (e instanceof BulkheadFullError || invalidParams(e)) return false;
   if (e instanceof PluginTimeoutError && callerDeadline.has(e)) return false;
+  if (e instanceof StreamError && e.code !== "STREAM_PROTOCOL") return false;
   return true;
 }
 

@@ -1,4 +1,9 @@
-import type { PluginEndpoint, PluginState } from "../runtime/mod.ts";
+import {
+  type PluginEndpoint,
+  type PluginState,
+  type StreamCallOptions,
+  streamNotSupported,
+} from "../runtime/mod.ts";
 import type { RemoteEndpoint } from "./remote_endpoint.ts";
 import type { RemoteWorkerInfo } from "./remote_link.ts";
 
@@ -69,6 +74,12 @@ export class OverflowEndpoint implements PluginEndpoint {
     } finally {
       this.#localInFlight--;
     }
+  }
+
+  /** Streams go to the local process: NATS workers do not stream. */
+  stream(method: string, params: unknown, options: StreamCallOptions): Promise<unknown> {
+    return this.#local.stream?.(method, params, options) ??
+      Promise.reject(streamNotSupported(this.#remote.plugin, method, "where it runs"));
   }
 
   notify(method: string, params?: unknown): void {

@@ -1,4 +1,5 @@
 import type { PluginState } from "./plugin_supervisor.ts";
+import type { StreamCallOptions } from "./plugin_streams.ts";
 
 /** What an instance answers to `$/health`, checked and normalised by the caller. */
 export type HealthAnswer = unknown;
@@ -35,8 +36,19 @@ export interface PluginEndpoint {
   call(
     method: string,
     params: unknown,
-    options: { readonly signal?: AbortSignal; readonly timeoutMs: number },
+    options: {
+      readonly signal?: AbortSignal;
+      readonly timeoutMs: number;
+      /** The plugins whose calls led to this one, ending with this plugin (internal). */
+      readonly chain?: readonly string[];
+    },
   ): Promise<unknown>;
+  /**
+   * Streams one call on the incarnation serving now, as `call` sends one: chunks go to
+   * `options.sink`, the promise resolves with the final result when the stream ends. Optional:
+   * an endpoint without it cannot stream (`STREAM_NOT_SUPPORTED`).
+   */
+  stream?(method: string, params: unknown, options: StreamCallOptions): Promise<unknown>;
   /** Sends a notification to the incarnation serving now; dropped when none is `ready`. */
   notify(method: string, params?: unknown): void;
   /** Asks the serving incarnation for its health (`$/health`); rejects when it cannot answer. */

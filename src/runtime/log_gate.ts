@@ -13,14 +13,19 @@ const encoder = new TextEncoder();
 const ID_PREFIX = encoder.encode('{"jsonrpc":"2.0","id":');
 /** How the SDK begins every `$/log` line. */
 const LOG_PREFIX = encoder.encode('{"jsonrpc":"2.0","method":"$/log","params":');
-const PREFIXES = [LOG_PREFIX, ID_PREFIX];
+/** How the SDK begins every `$/chunk` line, up to the stream's request id (a number). */
+const CHUNK_PREFIX = encoder.encode('{"jsonrpc":"2.0","method":"$/chunk","params":{"request":');
+const PREFIXES = [LOG_PREFIX, ID_PREFIX, CHUNK_PREFIX];
 /** The keys after the id (and its comma) that make a line in the id form a response. */
 const RESULT_KEY = encoder.encode('"result":');
 const ERROR_KEY = encoder.encode('"error":');
 /** The most digits an id may have (the SDK numbers its requests from 1). */
 const MAX_ID_DIGITS = 16;
 /** The most bytes held back at a line start while it is classified (prefix, id, comma, key). */
-const MAX_HELD = ID_PREFIX.length + 1 + MAX_ID_DIGITS + 1 + RESULT_KEY.length;
+const MAX_HELD = Math.max(
+  ID_PREFIX.length + 1 + MAX_ID_DIGITS + 1 + RESULT_KEY.length,
+  CHUNK_PREFIX.length + 1 + MAX_ID_DIGITS + 1,
+);
 /** The least a line not in the SDK's forms may have before it is cut, whatever the budget holds. */
 const MIN_ALLOWANCE = 64 * 1024;
 /**
@@ -60,6 +65,8 @@ type Kind =
 type Phase =
   /** Comparing with the prefixes. */
   | "prefix"
+  /** After the chunk prefix, its id and comma: a `$/chunk` line of that stream. */
+  | "chunk"
   /** After the id prefix: reading the id (`-?` and digits) up to its comma. */
   | "id"
   /** After the id's comma: comparing with `"result":` and `"error":`. */
@@ -81,6 +88,10 @@ type Phase =
  *   other lines below, decided when it crosses 64 KiB: charged to the byte budget when it ends
  *   and cut past what the budget holds (at least 64 KiB); while the budget is spent it is cut
  *   at 64 KiB. The decoder gets at most 64 KiB of it then, and reports it as not JSON.
+ * - `{"jsonrpc":"2.0","method":"$/chunk","params":{"request":`, a numeric id and a comma (the
+ *   SDK's `$/chunk`), for a stream that has credit (`expectsChunk`): passes uncharged like a
+ *   response (the credit bounds how many); any other `$/chunk` line is handled as "anything
+ *   else" below.
  * - `{"jsonrpc":"2.0","method":"$/log","params":` (the SDK's `$/log`): passes while the budget
  *   takes records (the record is budgeted after parsing), else is dropped whole.
  * - anything else (other notifications such as `$/ready`, other key orders, ids that are not
@@ -106,6 +117,7 @@ export class LogGate {
   readonly #budget: LogBudget;
   readonly #forward: (bytes: Uint8Array) => void;
   readonly #isPending: (id: number) => boolean;
+  readonly #expectsChunk: (id: number) => boolean;
   /** At a line start: how many bytes of it were read so far (held, not forwarded yet). */
   #matched = 0;
   #phase: Phase = "prefix";
@@ -137,15 +149,19 @@ export class LogGate {
    * @param forward receives the bytes that pass (the decoder's `receive`)
    * @param isPending whether the host waits for the response to the request with this id (the
    *   peer's `isPending`); without it, no id is
+   * @param expectsChunk whether a `$/chunk` of the stream with this request id is due (it has
+   *   credit): such a line passes uncharged like a response; without it, none is
    */
   constructor(
     budget: LogBudget,
     forward: (bytes: Uint8Array) => void,
     isPending: (id: number) => boolean = () => false,
+    expectsChunk: (id: number) => boolean = () => false,
   ) {
     this.#budget = budget;
     this.#forward = forward;
     this.#isPending = isPending;
+    this.#expectsChunk = expectsChunk;
   }
 
   /** Lines dropped here so far, `$/log` and other. */
@@ -214,8 +230,10 @@ export class LogGate {
         if (!this.#accept(chunk[pos]!)) break;
         pos++;
         this.#matched++;
-        complete = (this.#phase === "prefix" && this.#matched === LOG_PREFIX.length) ||
-          (this.#phase === "key" && this.#keyMatched === this.#key.length);
+        complete = (this.#phase === "prefix" && this.#prefix === LOG_PREFIX &&
+          this.#matched === LOG_PREFIX.length) ||
+          (this.#phase === "key" && this.#keyMatched === this.#key.length) ||
+          this.#phase === "chunk";
         if (complete) break;
       }
       if (pos === end && !complete) {
@@ -289,7 +307,10 @@ export class LogGate {
     switch (this.#phase) {
       case "prefix":
         if (this.#prefix[this.#matched] !== byte && !this.#switchPrefix(byte)) return false;
-        if (this.#prefix === ID_PREFIX && this.#matched + 1 === ID_PREFIX.length) {
+        if (
+          (this.#prefix === ID_PREFIX || this.#prefix === CHUNK_PREFIX) &&
+          this.#matched + 1 === this.#prefix.length
+        ) {
           this.#phase = "id";
           this.#idNegative = false;
           this.#idDigits = 0;
@@ -310,6 +331,10 @@ export class LogGate {
           this.#idNegative = true;
           return true;
         }
+        if (byte === COMMA && this.#idDigits > 0 && this.#prefix === CHUNK_PREFIX) {
+          this.#phase = "chunk";
+          return true;
+        }
         if (byte === COMMA && this.#idDigits > 0) {
           this.#phase = "key";
           this.#key = RESULT_KEY;
@@ -322,6 +347,8 @@ export class LogGate {
         if (this.#key[this.#keyMatched] !== byte) return false;
         this.#keyMatched++;
         return true;
+      case "chunk":
+        return false;
     }
   }
 
@@ -336,6 +363,11 @@ export class LogGate {
         if (!complete) return "id";
         const id = this.#idNegative ? -this.#id : this.#id;
         return Number.isSafeInteger(id) && this.#isPending(id) ? "response" : "id";
+      }
+      case "chunk": {
+        // A chunk the stream has credit for passes like a response; any other is charged.
+        const id = this.#idNegative ? -this.#id : this.#id;
+        return Number.isSafeInteger(id) && this.#expectsChunk(id) ? "response" : "other";
       }
     }
   }

@@ -39,6 +39,19 @@ export {
 } from "./plugin_process.ts";
 export type { HealthAnswer, PluginEndpoint } from "./endpoint.ts";
 export {
+  type ChunkSink,
+  MAX_STREAM_WINDOW,
+  PluginStreams,
+  type StreamCallOptions,
+} from "./plugin_streams.ts";
+export {
+  StreamError,
+  type StreamErrorCode,
+  streamNotSupported,
+  streamRequired,
+} from "./stream_error.ts";
+export type { CallContext } from "./call_context.ts";
+export {
   describeFailure,
   type PluginState,
   PluginSupervisor,

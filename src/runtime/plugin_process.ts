@@ -5,7 +5,11 @@ import type { LogBudget } from "./log_budget.ts";
 import { PluginLog } from "./plugin_log.ts";
 import { LogGate } from "./log_gate.ts";
 import { callError } from "./call_error.ts";
+import { type CallContext, callContext } from "./call_context.ts";
+import { configureOnStart } from "./configure_handshake.ts";
 import { clip, QUOTE, quote } from "./record_cap.ts";
+import { PluginStreams, type StreamCallOptions } from "./plugin_streams.ts";
+import { streamNotSupported } from "./stream_error.ts";
 import {
   HandshakeError,
   PluginCrashedError,
@@ -51,6 +55,10 @@ export class PluginProcess implements AsyncDisposable {
   #stdoutGarbage = 0;
   /** LogTape's implicit context of each call in flight that had one, by request id. */
   readonly #contexts = new Map<number, Record<string, unknown>>();
+  /** Chain, deadline and end of each call in flight, by request id (`keepCallContexts`). */
+  readonly #callContexts = new Map<number, CallContext>();
+  /** Its streams in flight (`host.stream`). */
+  readonly #streams: PluginStreams;
 
   private constructor(options: PluginProcessOptions) {
     this.#options = options;
@@ -79,6 +87,11 @@ export class PluginProcess implements AsyncDisposable {
       onNotification: (method, params) => this.#onNotification(method, params),
       onProtocolError: (error) => this.#onProtocolError(error),
     });
+    this.#streams = new PluginStreams(
+      options.name,
+      (method, params) => this.notify(method, params),
+      options.maxLineBytes,
+    );
     const stderrDone = this.#pumpStderr();
     const stdoutDone = this.#pumpStdout();
     this.#exited = this.#child.status.then(async (status) => {
@@ -199,6 +212,7 @@ export class PluginProcess implements AsyncDisposable {
         ...(typeof name === "string" ? { name } : {}),
         ...(typeof version === "string" ? { version } : {}),
       };
+      await configureOnStart(proc, options, (info as { features?: unknown }).features, t.promise);
       return proc;
     } finally {
       t.clear();
@@ -258,21 +272,29 @@ export class PluginProcess implements AsyncDisposable {
   async call(
     method: string,
     params: unknown,
-    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+    options: { signal?: AbortSignal; timeoutMs?: number; chain?: readonly string[] } = {},
   ): Promise<unknown> {
     // The caller's implicit log context (e.g. the gateway's request id) goes to the records
     // the handler logs with ctx.log during this call.
     const context = getConfig()?.contextLocalStorage?.getStore() as
       | Record<string, unknown>
       | undefined;
+    const keep = this.#options.keepCallContexts === true;
     let id: number | undefined;
+    let ended: AbortController | undefined;
     try {
       return await this.#peer.request(
         method,
         params,
-        context === undefined ? options : {
+        context === undefined && !keep ? options : {
           ...options,
-          onId: (i) => this.#contexts.set(id = i, context),
+          onId: (i) => {
+            id = i;
+            if (context !== undefined) this.#contexts.set(i, context);
+            if (!keep) return;
+            ended = new AbortController();
+            this.#callContexts.set(i, callContext(this.#options.name, options, ended));
+          },
         },
       );
     } catch (e) {
@@ -284,8 +306,47 @@ export class PluginProcess implements AsyncDisposable {
         maxMessage: this.#plugLog.budget.maxRecordBytes / 2,
       });
     } finally {
-      if (id !== undefined) this.#contexts.delete(id);
+      if (id !== undefined) {
+        this.#contexts.delete(id);
+        this.#callContexts.delete(id);
+      }
+      ended?.abort(new Error(`the call of ${method} that made this request has ended`));
     }
+  }
+
+  /**
+   * The call in flight with request `id` (what a `host/plugins.call` of this process names as
+   * its `request`), while it is in flight and only with `keepCallContexts`.
+   */
+  callContext(id: unknown): CallContext | undefined {
+    return typeof id === "number" ? this.#callContexts.get(id) : undefined;
+  }
+
+  /**
+   * Streams `method` (see `PluginStreams`): its chunks go to `options.sink`; resolves with its
+   * final result. Rejects as {@linkcode PluginProcess.call}, and with `StreamError`.
+   */
+  stream(method: string, params: unknown, options: StreamCallOptions): Promise<unknown> {
+    if (!this.#streams.enabled) {
+      const why = 'its SDK (no "stream" in its $/ready features)';
+      return Promise.reject(streamNotSupported(this.#options.name, method, why));
+    }
+    const context = getConfig()?.contextLocalStorage?.getStore() as
+      | Record<string, unknown>
+      | undefined;
+    return this.#streams.run(method, params, options, {
+      request: (m, p, o) => this.#peer.request(m, p, o),
+      mapError: (e) =>
+        callError(e, {
+          plugin: this.#options.name,
+          method,
+          timeoutMs: options.timeoutMs,
+          methods: this.ready.methods,
+          maxMessage: this.#plugLog.budget.maxRecordBytes / 2,
+        }),
+      onId: (id) => context && this.#contexts.set(id, context),
+      onEnd: (id) => this.#contexts.delete(id),
+    });
   }
 
   /** Sends a notification; a write failure (the process is gone) is ignored. */
@@ -356,9 +417,11 @@ export class PluginProcess implements AsyncDisposable {
       // sent before stays valid); an older one keeps NDJSON.
       const framing = (params as { framing?: unknown } | undefined)?.framing;
       if (cb && Array.isArray(framing) && framing.includes(FRAMING_LP1)) this.#peer.useFrames();
+      if (cb) this.#streams.enabled = hasFeature(params, "stream");
       cb?.(params ?? {});
       return;
     }
+    if (method === "$/chunk") return this.#streams.onChunk(params);
     if (method === "$/log") this.#plugLog.onLog(params);
     else this.#plugLog.onUnknownNotification(method);
   }
@@ -405,6 +468,7 @@ export class PluginProcess implements AsyncDisposable {
       this.#plugLog.budget,
       (bytes) => peer.receive(bytes),
       (id) => peer.isPending(id),
+      (id) => this.#streams.expects(id),
     );
     let buf = new Uint8Array(PIPE_CHUNK);
     try {
@@ -449,4 +513,10 @@ export class PluginProcess implements AsyncDisposable {
     if (this.#stderrTail.length > STDERR_KEEP) this.#stderrTail.shift();
     this.#plugLog.onStderrLine(raw);
   }
+}
+
+/** Whether `$/ready`'s `features` lists `name`. */
+function hasFeature(params: unknown, name: string): boolean {
+  const features = (params as { features?: unknown } | undefined)?.features;
+  return Array.isArray(features) && features.includes(name);
 }

@@ -25,6 +25,11 @@ export interface PluginProcessOptions {
   readonly stopGraceMs: number;
   /** Host services the plugin may call (`host/...`). */
   readonly handlers?: Readonly<Record<string, RpcHandler>>;
+  /**
+   * Keep each call's chain, deadline and end while it is in flight (`callContext(id)`), for
+   * the plugin's own calls to other plugins. Default `false` (nothing kept per call).
+   */
+  readonly keepCallContexts?: boolean;
   /** Start-up is abandoned (and the process killed) when this aborts. */
   readonly signal?: AbortSignal;
   /**
@@ -37,6 +42,15 @@ export interface PluginProcessOptions {
    * plugin). Default: one of this process alone, with the default rates.
    */
   readonly logBudget?: LogBudget;
+  /**
+   * Sent as `$/configure` after `$/ready`, before the process counts as ready: the plugin's
+   * config and the schemas its SDK checks results (and chunks) against. Default: nothing sent.
+   */
+  readonly configure?: {
+    readonly config?: unknown;
+    readonly results?: Readonly<Record<string, unknown>>;
+    readonly chunks?: Readonly<Record<string, unknown>>;
+  };
 }
 
 /** What the plugin announced in `$/ready`. */

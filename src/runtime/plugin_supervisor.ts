@@ -3,6 +3,7 @@ import type { PluginDefaults } from "../config/mod.ts";
 import { PluginUnavailableError, stderrSummary } from "./plugin_errors.ts";
 import type { PluginEndpoint } from "./endpoint.ts";
 import type { ExitInfo, PluginProcess } from "./plugin_process.ts";
+import type { StreamCallOptions } from "./plugin_streams.ts";
 
 /**
  * Supervisor states (DESIGN §6): `stopped -> starting -> ready -> draining -> stopped`, and
@@ -143,7 +144,11 @@ export class PluginSupervisor implements PluginEndpoint, AsyncDisposable {
   call(
     method: string,
     params: unknown,
-    options: { readonly signal?: AbortSignal; readonly timeoutMs: number },
+    options: {
+      readonly signal?: AbortSignal;
+      readonly timeoutMs: number;
+      readonly chain?: readonly string[];
+    },
   ): Promise<unknown> {
     const proc = this.#process;
     if (proc === undefined || this.#state !== "ready") {
@@ -152,6 +157,17 @@ export class PluginSupervisor implements PluginEndpoint, AsyncDisposable {
       );
     }
     return proc.call(method, params, options);
+  }
+
+  /** Streams `method` on the process running now (see {@linkcode PluginSupervisor.call}). */
+  stream(method: string, params: unknown, options: StreamCallOptions): Promise<unknown> {
+    const proc = this.#process;
+    if (proc === undefined || this.#state !== "ready") {
+      return Promise.reject(
+        new PluginUnavailableError(this.#o.name, this.#state, "it stopped", { method }),
+      );
+    }
+    return proc.stream(method, params, options);
   }
 
   /** Sends a notification to the process running now; dropped when it is not `ready`. */

@@ -417,6 +417,9 @@ export function compileSandbox(plugin: PluginDescriptor, ctx: SandboxContext): C
       net: Object.freeze(allowNet),
       env: Object.freeze(names),
       process: Object.freeze(process),
+      plugins: Object.freeze(
+        plugin.manifest.capabilities.plugins.flatMap((t) => t.methods.map((m) => `${t.name}.${m}`)),
+      ),
     }),
     plugin,
   });

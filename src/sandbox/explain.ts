@@ -48,6 +48,7 @@ export function explainSandbox(
     ...list("net", grants.net),
     ...list("env", grants.env),
     ...list("process (served by the host, never a Deno flag)", grants.process),
+    ...list("plugins it may call (checked by the host)", grants.plugins),
     ...(compiled.commands.length === 0 ? [] : list(
       "commands run as (checked again at every spawn; outside the sandbox, with the host's rights)",
       compiled.commands.map((c) =>

@@ -95,6 +95,8 @@ export interface CompiledSandbox {
     readonly net: readonly string[];
     readonly env: readonly string[];
     readonly process: readonly string[];
+    /** Other plugins' methods it may call through the host, as `plugin.method`. */
+    readonly plugins: readonly string[];
   };
   /** The plugin this was compiled for. */
   readonly plugin: PluginDescriptor;

@@ -4,7 +4,7 @@ import type { CompiledSandbox } from "./types.ts";
 /** One grant the newer sandbox has that the older one did not. */
 export interface WidenedGrant {
   /** Which kind of grant. */
-  readonly kind: "read" | "write" | "net" | "env" | "process" | "memory" | "flag";
+  readonly kind: "read" | "write" | "net" | "env" | "process" | "plugins" | "memory" | "flag";
   /** The grant as `plugins inspect` shows it (a path, `host:port`, a name, a command). */
   readonly grant: string;
 }
@@ -33,7 +33,7 @@ export function widenedGrants(
       if (!before.grants[kind].some((old) => isInside(path, old))) out.push({ kind, grant: path });
     }
   }
-  for (const kind of ["net", "env", "process"] as const) {
+  for (const kind of ["net", "env", "process", "plugins"] as const) {
     const old = new Set(before.grants[kind]);
     for (const grant of after.grants[kind]) if (!old.has(grant)) out.push({ kind, grant });
   }

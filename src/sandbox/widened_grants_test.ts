@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import { describeWidening, widenedGrants } from "./widened_grants.ts";
 
 function grants(
-  g: Partial<Record<"read" | "write" | "net" | "env" | "process", string[]>>,
+  g: Partial<Record<"read" | "write" | "net" | "env" | "process" | "plugins", string[]>>,
   flags: string[] = ["--v8-flags=--max-old-space-size=64"],
 ) {
   return {
-    grants: { read: [], write: [], net: [], env: [], process: [], ...g },
+    grants: { read: [], write: [], net: [], env: [], process: [], plugins: [], ...g },
     argv: ["run", "--no-prompt", ...flags, "/plugins/x/main.ts"],
   };
 }
@@ -62,4 +62,12 @@ Deno.test("widenedGrants() reports a bigger heap and new flags such as --unstabl
   ]);
   // Less memory and fewer flags are not wider.
   assert.deepEqual(widenedGrants(udp, before), []);
+});
+
+Deno.test("widenedGrants() reports a new plugin-to-plugin call grant, not a removed one", () => {
+  const before = grants({ plugins: ["b.echo", "b.add"] });
+  assert.deepEqual(widenedGrants(before, grants({ plugins: ["b.echo", "b.sub"] })), [
+    { kind: "plugins", grant: "b.sub" },
+  ]);
+  assert.deepEqual(widenedGrants(before, grants({ plugins: ["b.echo"] })), []);
 });

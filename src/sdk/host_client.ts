@@ -1,5 +1,5 @@
 import { PlugsconcError } from "../errors/mod.ts";
-import { type JsonRpcPeer, RpcRemoteError } from "../rpc/mod.ts";
+import { type JsonRpcPeer, type RpcId, RpcRemoteError } from "../rpc/mod.ts";
 
 /** How a child ended, with its output (the host keeps at most 1 MiB of each stream). */
 export interface ProcessResult {
@@ -81,6 +81,34 @@ export interface ProcessClient {
   kill(id: number, signal?: ChildSignal): Promise<{ sent: boolean }>;
 }
 
+/**
+ * Calls to other plugins (`host/plugins.call`), through the host. The host allows exactly the
+ * methods the manifest lists under `capabilities.plugins: [{ name, methods }]` and runs each
+ * call through the target's pipeline (rate limit, breaker, retries, bulkhead) with what is
+ * left of this call's deadline; cancelling this call cancels it. A call that would lead back
+ * to a plugin already in the chain (`a -> b -> a`) is refused.
+ */
+export interface PluginsClient {
+  /**
+   * Calls `method` of plugin `name` and resolves with its result.
+   *
+   * @example
+   * ```ts
+   * const sum = await ctx.host.plugins.call("calc", "add", { a: 1, b: 2 }) as number;
+   * ```
+   * @throws {HostServiceError} `PLUGIN_CALL_NOT_ALLOWED`, `PLUGIN_CALL_CYCLE`,
+   *   `PLUGIN_CALL_DEPTH`, `PLUGIN_CALL_LIMIT`, `PLUGIN_NOT_FOUND`, the target's pipeline's
+   *   codes (`PLUGIN_TIMEOUT`, `RATE_LIMITED`, `INVALID_PARAMS`, ...), or `PLUGIN_CALL_FAILED`
+   *   when the target's handler threw (`details.rpcCode` and `details.data` are its error's)
+   */
+  call(
+    name: string,
+    method: string,
+    params?: unknown,
+    options?: { signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<unknown>;
+}
+
 /** Calls into services the host offers plugins (`host/<service>.<op>`). */
 export interface HostClient {
   /** Sends a request to the host, e.g. `request("host/process.exec", {...})`. */
@@ -91,6 +119,8 @@ export interface HostClient {
   ): Promise<unknown>;
   /** The process service (`host/process.*`). */
   readonly process: ProcessClient;
+  /** Calls to other plugins (`host/plugins.call`). */
+  readonly plugins: PluginsClient;
 }
 
 /**
@@ -136,8 +166,10 @@ function fromRemote(error: unknown): never {
 /**
  * A {@linkcode HostClient} over `peer`; requests made without a signal of their own use
  * `signal` (the handler's), so that a cancelled call cancels what it asked of the host.
+ * `call` is the id of the host's call the handler serves: calls to other plugins name it, so
+ * the host gives them that call's deadline and chain.
  */
-export function makeHostClient(peer: JsonRpcPeer, signal?: AbortSignal): HostClient {
+export function makeHostClient(peer: JsonRpcPeer, signal?: AbortSignal, call?: RpcId): HostClient {
   const request = (method: string, params?: unknown, opts?: { signal?: AbortSignal }) =>
     peer.request(method, params, { signal: opts?.signal ?? signal }).catch(fromRemote);
   return {
@@ -163,6 +195,21 @@ export function makeHostClient(peer: JsonRpcPeer, signal?: AbortSignal): HostCli
         ((await request("host/process.list", {})) as { children: ChildInfo[] }).children,
       kill: (id, sig = "SIGTERM") =>
         request("host/process.kill", { id, signal: sig }) as Promise<{ sent: boolean }>,
+    },
+    plugins: {
+      call: (name, method, params, o = {}) =>
+        peer.request("host/plugins.call", {
+          ...(call === undefined ? {} : { request: call }),
+          plugin: name,
+          method,
+          ...(params === undefined ? {} : { params }),
+        }, {
+          // The handler's call ends it even when it has a signal of its own.
+          signal: o.signal === undefined || signal === undefined
+            ? o.signal ?? signal
+            : AbortSignal.any([o.signal, signal]),
+          ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+        }).catch(fromRemote),
     },
   };
 }

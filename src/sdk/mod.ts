@@ -29,6 +29,7 @@ export {
   type ChildSignal,
   type HostClient,
   HostServiceError,
+  type PluginsClient,
   type ProcessClient,
   type ProcessResult,
 } from "./host_client.ts";
@@ -38,6 +39,7 @@ export {
   type MethodHandler,
   type PluginLogger,
   type PluginLogLevel,
+  type Progress,
   serve,
   type ServeOptions,
 } from "./serve.ts";

@@ -2,6 +2,9 @@ import { FRAMING_LP1, JsonRpcPeer, type RpcHandlerContext, type RpcId } from "..
 import { DEFAULT_HANDSHAKE, PROTOCOL_VERSION } from "./handshake.ts";
 import { type HostClient, makeHostClient } from "./host_client.ts";
 import { StdoutWriter } from "./_stdout_writer.ts";
+import { type Progress, StreamSender } from "./_stream_sender.ts";
+export type { Progress } from "./_stream_sender.ts";
+import { Configuration } from "./_configure.ts";
 
 /** Log levels a plugin can use; they map to the host's LogTape levels. */
 export type PluginLogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
@@ -28,6 +31,16 @@ export interface HandlerContext {
   readonly log: PluginLogger;
   /** Host services. */
   readonly host: HostClient;
+  /**
+   * Sends a chunk when the host streams this call (`host.stream()`); resolves once it is sent,
+   * which waits for the host's credit: `await` it. A plain call drops the chunks.
+   */
+  readonly progress: Progress;
+  /**
+   * The plugin's `plugins.<name>.config` from the host config, checked against the manifest's
+   * `config.schema` (`{}` when only a schema exists); `undefined` when the host sent none.
+   */
+  readonly config: unknown;
 }
 
 /** Serves one method; the return value is the JSON result, a thrown error the JSON-RPC error. */
@@ -135,7 +148,12 @@ export function serve(options: ServeOptions): Promise<void> {
     send: stdout.send,
     maxLineBytes: 64 * 1024 * 1024,
     acceptFrames: true,
+    onNotification: (method, params) => void streams.onNotification(method, params),
   });
+  const streams = new StreamSender(
+    (method, params) => void peer.notify(method, params),
+    (method) => configuration.chunks[method],
+  );
   const shutdown = new AbortController();
 
   // `request`: the id of the call a handler's record belongs to, so that the host can give
@@ -199,8 +217,13 @@ export function serve(options: ServeOptions): Promise<void> {
     console.groupEnd = () => {};
   }
 
+  // `$/configure`: config for ctx.config, result schemas each result is checked against.
+  const configuration = new Configuration((method, problem) =>
+    makeLogger({ method, source: "sdk" }).error(`result refused: ${problem}`)
+  );
+  peer.handle("$/configure", (params) => configuration.configure(params));
   for (const name of methodNames) {
-    const handler = options.methods[name]!;
+    const handler = configuration.checked(name, options.methods[name]!);
     peer.handle(name, (params, rpc: RpcHandlerContext) => {
       const signal = AbortSignal.any([rpc.signal, shutdown.signal]);
       const outer = calls.running;
@@ -209,16 +232,20 @@ export function serve(options: ServeOptions): Promise<void> {
       let result: unknown;
       let host: HostClient | undefined;
       try {
-        result = handler(params, {
-          signal,
-          id: rpc.id,
-          method: rpc.method,
-          log: makeLogger({ method: rpc.method }, rpc.id),
-          // Made on first use: most calls never ask the host for anything.
-          get host() {
-            return host ??= makeHostClient(peer, signal);
-          },
-        });
+        // A streamed call (`$/stream` came first) pumps what the handler returns as chunks.
+        result = streams.run(rpc.id, rpc.method, signal, (progress) =>
+          handler(params, {
+            signal,
+            id: rpc.id,
+            method: rpc.method,
+            log: makeLogger({ method: rpc.method }, rpc.id),
+            // Made on first use: most calls never ask the host for anything.
+            get host() {
+              return host ??= makeHostClient(peer, signal, rpc.id);
+            },
+            progress,
+            config: configuration.config,
+          }));
       } catch (e) {
         calls.inFlight.delete(rpc.id);
         withErrorName(e);
@@ -250,6 +277,7 @@ export function serve(options: ServeOptions): Promise<void> {
     ...(options.version === undefined ? {} : { version: options.version }),
     methods: methodNames,
     framing: [FRAMING_LP1],
+    features: ["stream", "configure"],
   });
   return readLoop(peer).then(() => {
     peer.close(new Error("stdin closed"));

@@ -4,6 +4,7 @@ import { jsonResponse } from "./_json_response.ts";
 import { CLIENT_CLOSED_REQUEST } from "./error_status.ts";
 import { HttpError } from "./http_error.ts";
 import { readJsonBody } from "./read_json_body.ts";
+import { GATEWAY_STREAM_WINDOW, streamFormat, streamResponse } from "./_stream_response.ts";
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -22,7 +23,7 @@ const SWEEP_MS = 50;
  * when the client goes away or the gateway closes.
  */
 export class CallHandler {
-  readonly #host: Pick<PluginHost, "call" | "timeoutFor">;
+  readonly #host: Pick<PluginHost, "call" | "timeoutFor" | "stream">;
   readonly #maxBodyBytes: number;
   readonly #requestTimeoutMs: number;
   /** Calls being handled, each with the time its body must have arrived by. */
@@ -34,7 +35,7 @@ export class CallHandler {
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(
-    host: Pick<PluginHost, "call" | "timeoutFor">,
+    host: Pick<PluginHost, "call" | "timeoutFor" | "stream">,
     maxBodyBytes: number,
     requestTimeoutMs: number,
   ) {
@@ -96,6 +97,11 @@ export class CallHandler {
     if (request.signal.aborted) onGone();
     const entry: InFlightCall = { controller, bodyDeadline: t0 + this.#requestTimeoutMs };
     this.#inFlight.add(entry);
+    const release = () => {
+      this.#inFlight.delete(entry);
+      request.signal.removeEventListener("abort", onGone);
+    };
+    let streaming = false;
     try {
       let params: unknown;
       try {
@@ -114,6 +120,22 @@ export class CallHandler {
       const left = Math.floor(this.#requestTimeoutMs - (performance.now() - t0));
       const own = this.#host.timeoutFor(plugin, method);
       const capped = left < own;
+      const format = streamFormat(request.headers.get("accept"));
+      if (format !== undefined) {
+        // Accept: text/event-stream or application/x-ndjson. Held (and cancelled by the client
+        // going away or the gateway closing) until the stream is over.
+        streaming = true;
+        const stream = this.#host.stream(plugin, method, params, {
+          signal: controller.signal,
+          timeoutMs: capped ? Math.max(1, left) : undefined,
+          window: GATEWAY_STREAM_WINDOW,
+        });
+        return await streamResponse(stream, format, requestId, { plugin, method }, {
+          onEnd: release,
+          errorOf: (e) =>
+            controller.signal.reason instanceof HttpError ? controller.signal.reason : e,
+        });
+      }
       let result: unknown;
       try {
         result = await this.#host.call(plugin, method, params, {
@@ -136,8 +158,7 @@ export class CallHandler {
       }
       return jsonResponse(200, { result: result ?? null }, requestId);
     } finally {
-      this.#inFlight.delete(entry);
-      request.signal.removeEventListener("abort", onGone);
+      if (!streaming) release();
     }
   }
 

@@ -26,6 +26,7 @@ export const CLIENT_CLOSED_REQUEST = 499;
  * violation, where no valid answer came back, is 502.
  */
 const STATUS: Readonly<Record<string, number>> = {
+  INVALID_PARAMS: 400,
   PLUGIN_NOT_FOUND: 404,
   METHOD_NOT_FOUND: 404,
   RATE_LIMITED: 429,
@@ -39,6 +40,11 @@ const STATUS: Readonly<Record<string, number>> = {
   PLUGIN_START: 503,
   PLUGIN_TIMEOUT: 504,
   PLUGIN_CALL_CANCELLED: CLIENT_CLOSED_REQUEST,
+  // A plain call of a streaming method: the client must accept a stream.
+  STREAM_REQUIRED: 406,
+  STREAM_NOT_SUPPORTED: 501,
+  STREAM_PROTOCOL: 502,
+  STREAM_IDLE: 504,
 };
 
 /** JSON-RPC "invalid params": the caller sent what the handler refuses. */

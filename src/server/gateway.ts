@@ -40,7 +40,16 @@ export interface GatewayOptions extends Partial<Omit<ServerConfig, "enabled">> {
 /** What the gateway needs of the host. */
 export type GatewayHost = Pick<
   PluginHost,
-  "call" | "plugins" | "policy" | "health" | "metrics" | "timeoutFor" | "config" | "on" | "logs"
+  | "call"
+  | "stream"
+  | "plugins"
+  | "policy"
+  | "health"
+  | "metrics"
+  | "timeoutFor"
+  | "config"
+  | "on"
+  | "logs"
 >;
 
 interface Settings {

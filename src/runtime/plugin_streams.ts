@@ -1,0 +1,283 @@
+import { getLogger } from "@logtape/logtape";
+import { quote } from "./record_cap.ts";
+import { StreamError } from "./stream_error.ts";
+
+/** Chunks a stream may have in flight at most (the largest credit window). */
+export const MAX_STREAM_WINDOW = 4096;
+/** Ended streams whose late chunks (sent with credit before the cancel arrived) are expected. */
+const ENDED_LIMIT = 1024;
+
+/** The consumer of one stream on the host: what takes its chunks, in order. */
+export interface ChunkSink {
+  /**
+   * How many chunks the host may hold for this stream: the credit the plugin gets at the start.
+   * The sink grants more (with `open`'s `grant`) as its consumer reads.
+   */
+  readonly window: number;
+  /**
+   * The longest wait in ms for the plugin's next chunk (or its end) while it has credit; time
+   * the consumer does not read is not counted. Default: no idle limit (the whole-stream
+   * deadline still applies).
+   */
+  readonly idleTimeoutMs?: number;
+  /** Called once, when the request goes out: `grant(n)` gives the plugin `n` more chunks. */
+  open(grant: (n: number) => void): void;
+  /** One chunk, in order (`seq` 0, 1, ...). */
+  push(data: unknown): void;
+}
+
+/** Options of one stream on a process (`PluginProcess.stream`). */
+export interface StreamCallOptions {
+  readonly signal?: AbortSignal;
+  /** Deadline of the whole stream. */
+  readonly timeoutMs: number;
+  readonly sink: ChunkSink;
+}
+
+/** How {@linkcode PluginStreams.run} reaches the process. */
+export interface StreamIo {
+  /** Sends the request (the peer's `request`). */
+  request(
+    method: string,
+    params: unknown,
+    options: { signal: AbortSignal; timeoutMs: number; onId: (id: number) => void },
+  ): Promise<unknown>;
+  /** Maps the peer's errors to the runtime's call errors. */
+  mapError(error: unknown): unknown;
+  /** The request has this id (before it is written) / is done. */
+  onId?(id: number): void;
+  onEnd?(id: number): void;
+}
+
+class OpenStream {
+  granted: number;
+  received = 0;
+  failure: StreamError | undefined;
+  idle: ReturnType<typeof setTimeout> | undefined;
+  constructor(
+    readonly id: number,
+    readonly method: string,
+    readonly sink: ChunkSink,
+    readonly controller: AbortController,
+  ) {
+    this.granted = sink.window;
+  }
+}
+
+/**
+ * The streams of one plugin process, on the host (README "Streaming"): credit-based flow
+ * control. A stream starts with `$/stream {request, credit, max_chunk_bytes}` right before its
+ * request; each `$/chunk {request, seq, data}` spends one credit; the sink grants more with
+ * `$/credit {request, n}` as its consumer reads, so the host never holds more than the
+ * window of chunks per stream. The response `{chunks, result}` ends it.
+ *
+ * A chunk without credit, out of order, or malformed for a stream in flight ends that stream
+ * (`STREAM_PROTOCOL`, `$/cancel` to the plugin) and is logged; a chunk for a request that is no
+ * stream is logged and dropped. The process keeps serving.
+ */
+export class PluginStreams {
+  readonly #plugin: string;
+  readonly #notify: (method: string, params: unknown) => void;
+  readonly #maxChunkBytes: number;
+  readonly #open = new Map<number, OpenStream>();
+  readonly #ended = new Set<number>();
+  readonly #log;
+  #unknownChunks = 0;
+  /** Whether the plugin's SDK announced `features: ["stream"]` in `$/ready`. */
+  enabled = false;
+
+  /**
+   * @param plugin its name
+   * @param notify sends a notification to the process
+   * @param maxLineBytes the host's longest accepted line (the plugin keeps chunks below it)
+   */
+  constructor(
+    plugin: string,
+    notify: (method: string, params: unknown) => void,
+    maxLineBytes: number,
+  ) {
+    this.#plugin = plugin;
+    this.#notify = notify;
+    this.#maxChunkBytes = maxLineBytes;
+    this.#log = getLogger(["plugsconc", "plugin", plugin]);
+  }
+
+  /** Streams in flight. */
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** Whether a `$/chunk` of request `id` is expected now (the log gate passes it uncharged). */
+  expects(id: number): boolean {
+    const s = this.#open.get(id);
+    return s !== undefined && s.failure === undefined && s.received < s.granted;
+  }
+
+  /**
+   * Sends `method` as a stream and resolves with its final result once the response came and
+   * every chunk went to the sink.
+   *
+   * @throws {StreamError} `STREAM_PROTOCOL`, `STREAM_IDLE`; the call's errors
+   */
+  async run(
+    method: string,
+    params: unknown,
+    options: StreamCallOptions,
+    io: StreamIo,
+  ): Promise<unknown> {
+    const { sink } = options;
+    if (!Number.isInteger(sink.window) || sink.window < 1 || sink.window > MAX_STREAM_WINDOW) {
+      throw new RangeError(
+        `a stream's window must be a whole number from 1 to ${MAX_STREAM_WINDOW}, got ${sink.window}`,
+      );
+    }
+    const controller = new AbortController();
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, controller.signal])
+      : controller.signal;
+    let s: OpenStream | undefined;
+    try {
+      const value = await io.request(method, params, {
+        signal,
+        timeoutMs: options.timeoutMs,
+        onId: (id) => {
+          s = new OpenStream(id, method, sink, controller);
+          this.#open.set(id, s);
+          this.#notify("$/stream", {
+            request: id,
+            credit: sink.window,
+            max_chunk_bytes: this.#maxChunkBytes,
+          });
+          io.onId?.(id);
+          sink.open((n) => this.#grant(s!, n));
+          this.#arm(s);
+        },
+      });
+      if (s?.failure) throw s.failure;
+      const end = value as { chunks?: unknown; result?: unknown } | null;
+      if (end === null || typeof end !== "object" || typeof end.chunks !== "number") {
+        this.#fail(
+          s!,
+          this.#violation(s!, "its response does not end a stream ({chunks, result})"),
+        );
+      } else if (end.chunks !== s!.received) {
+        this.#fail(
+          s!,
+          this.#violation(
+            s!,
+            `its response says ${quote(end.chunks)} chunks, the host received ${s!.received}`,
+          ),
+        );
+      }
+      if (s!.failure) throw s!.failure;
+      return end!.result ?? null;
+    } catch (e) {
+      if (s?.failure) throw s.failure;
+      throw io.mapError(e);
+    } finally {
+      if (s !== undefined) {
+        clearTimeout(s.idle);
+        this.#open.delete(s.id);
+        this.#ended.add(s.id);
+        if (this.#ended.size > ENDED_LIMIT) this.#ended.delete(this.#ended.values().next().value!);
+        io.onEnd?.(s.id);
+      }
+    }
+  }
+
+  /** Takes a `$/chunk` notification. */
+  onChunk(params: unknown): void {
+    const p = params as { request?: unknown; seq?: unknown; data?: unknown } | null | undefined;
+    const id = p?.request;
+    const s = typeof id === "number" ? this.#open.get(id) : undefined;
+    if (s === undefined) {
+      if (typeof id === "number" && this.#ended.has(id)) return; // crossed the cancel
+      this.#unknownChunks++;
+      // Bounded by the plugin's log budget (the gate charges such lines), and thinned here.
+      if (this.#unknownChunks <= 10 || this.#unknownChunks % 1000 === 0) {
+        this.#log.warning(
+          "plugin {plugin} sent a $/chunk for request {request}, which is no stream in flight; " +
+            "dropped ({count} so far)",
+          { plugin: this.#plugin, request: quote(id), count: this.#unknownChunks },
+        );
+      }
+      return;
+    }
+    if (s.failure !== undefined) return;
+    if (!("data" in (p as object)) || p?.seq !== s.received) {
+      this.#fail(
+        s,
+        this.#violation(
+          s,
+          "data" in (p as object)
+            ? `it sent chunk ${quote(p?.seq)} where chunk ${s.received} was due`
+            : `it sent a $/chunk without data`,
+        ),
+      );
+      return;
+    }
+    if (s.received >= s.granted) {
+      this.#fail(
+        s,
+        this.#violation(
+          s,
+          `it sent chunk ${s.received} without credit (the host granted ${s.granted})`,
+        ),
+      );
+      return;
+    }
+    s.received++;
+    this.#arm(s);
+    s.sink.push(p!.data);
+  }
+
+  #grant(s: OpenStream, n: number): void {
+    if (this.#open.get(s.id) !== s || s.failure !== undefined || !(n > 0)) return;
+    s.granted += n;
+    this.#notify("$/credit", { request: s.id, n });
+    this.#arm(s);
+  }
+
+  /** The idle timer runs while the plugin has credit (the consumer waits for it). */
+  #arm(s: OpenStream): void {
+    clearTimeout(s.idle);
+    s.idle = undefined;
+    const ms = s.sink.idleTimeoutMs;
+    if (ms === undefined || s.received >= s.granted || s.failure !== undefined) return;
+    s.idle = setTimeout(() => {
+      this.#fail(
+        s,
+        new StreamError(
+          "STREAM_IDLE",
+          this.#plugin,
+          s.method,
+          `${this.#plugin}.${s.method} sent no chunk for ${ms} ms while it had credit ` +
+            "(idleTimeoutMs); the stream was cancelled",
+          { details: { request: s.id, idleTimeoutMs: ms } },
+        ),
+      );
+    }, ms);
+  }
+
+  #violation(s: OpenStream, reason: string): StreamError {
+    return new StreamError(
+      "STREAM_PROTOCOL",
+      this.#plugin,
+      s.method,
+      `plugin ${this.#plugin} broke the streaming protocol in ${s.method} (request ${s.id}): ` +
+        `${reason}; the stream was ended, the plugin keeps serving`,
+      { details: { request: s.id } },
+    );
+  }
+
+  /** Ends a stream in flight: logged, and the plugin gets `$/cancel`. */
+  #fail(s: OpenStream, error: StreamError): void {
+    if (s.failure !== undefined) return;
+    s.failure = error;
+    clearTimeout(s.idle);
+    if (error.code === "STREAM_PROTOCOL") {
+      this.#log.warning("{message}", { plugin: this.#plugin, message: error.message });
+    }
+    s.controller.abort(error);
+  }
+}

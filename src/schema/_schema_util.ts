@@ -1,0 +1,131 @@
+/** Helpers shared by the JSON Schema checker and compiler. @module */
+
+/** The limits `checkSchema` enforces. */
+export const SCHEMA_LIMITS = {
+  /** Nesting of subschemas. */
+  maxDepth: 32,
+  /** Subschemas in one schema, `$defs` included. */
+  maxNodes: 10_000,
+  /** Values of one `enum`. */
+  maxEnum: 1_000,
+  /** Characters of one `pattern`. */
+  maxPattern: 1_000,
+  /** `$ref`s followed at once while checking a value (recursive schemas). */
+  maxRefDepth: 128,
+} as const;
+
+/** A local reference: `#/$defs/<name>`. */
+export const REF = /^#\/\$defs\/([^/~]+)$/;
+
+/** A JSON object (not null, not an array). */
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/** Whether `v` is of JSON Schema type `name`. */
+export function hasType(v: unknown, name: string): boolean {
+  switch (name) {
+    case "null":
+      return v === null;
+    case "boolean":
+      return typeof v === "boolean";
+    case "object":
+      return isObject(v);
+    case "array":
+      return Array.isArray(v);
+    case "number":
+      return typeof v === "number" && Number.isFinite(v);
+    case "integer":
+      return Number.isInteger(v);
+    case "string":
+      return typeof v === "string";
+  }
+  return false;
+}
+
+/** Whether `v` is a multiple of `m`, allowing for rounding error. */
+export function isMultiple(v: number, m: number): boolean {
+  const q = v / m;
+  if (Number.isInteger(q)) return true;
+  // 0.3 / 0.1 is 2.9999999999999996: accept a quotient within rounding error of an integer.
+  return Math.abs(q - Math.round(q)) < 1e-9 * Math.max(1, Math.abs(q));
+}
+
+/** The length of `s` in code points. */
+export function codePoints(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+/** JSON equality (bounded depth). */
+export function deepEqual(a: unknown, b: unknown, depth = 0): boolean {
+  if (a === b) return true;
+  if (depth > 64 || a === null || b === null || typeof a !== "object" || typeof b !== "object") {
+    return false;
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => deepEqual(x, bb[i], depth + 1));
+  }
+  const ka = Object.keys(a);
+  const ob = b as Record<string, unknown>;
+  if (ka.length !== Object.keys(ob).length) return false;
+  const oa = a as Record<string, unknown>;
+  return ka.every((k) => Object.hasOwn(ob, k) && deepEqual(oa[k], ob[k], depth + 1));
+}
+
+/** The JSON type of a value, as messages name it (`undefined`: nothing was given). */
+export function typeOf(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number") return Number.isInteger(v) ? "integer" : "number";
+  return typeof v;
+}
+
+const PREVIEW = 40;
+
+/** A short rendering of a value: JSON cut to 40 characters. */
+export function preview(v: unknown): string {
+  if (v === undefined) return "nothing";
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? typeOf(v);
+  } catch {
+    text = typeOf(v);
+  }
+  return clip(text, PREVIEW);
+}
+
+/** A value as a schema problem shows it. */
+export function describe(v: unknown): string {
+  return preview(v);
+}
+
+/** `s` cut to `n` characters with an ellipsis. */
+export function clip(s: string, n: number): string {
+  return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
+}
+
+const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** `.user.age`, `[3]`, `["a b"]`: a value path as messages show it. */
+export function formatValuePath(path: readonly (string | number)[]): string {
+  return path.map((k) =>
+    typeof k === "number" ? `[${k}]` : IDENT.test(k) ? `.${k}` : `[${clip(JSON.stringify(k), 60)}]`
+  ).join("");
+}
+
+/** `properties.a`, `anyOf[1]`: a path inside a schema (as a YAML path of the manifest). */
+export function formatSchemaPath(path: readonly (string | number)[]): string {
+  return formatValuePath(path).replace(/^\./, "");
+}

@@ -1,0 +1,118 @@
+/**
+ * A small, interpretive validator of a documented subset of JSON Schema draft 2020-12, for
+ * method params, results, chunks and plugin config. The plugin SDK loads it inside the
+ * sandbox, so it imports nothing.
+ *
+ * The subset (anything else is refused by {@linkcode checkSchema}, so nothing in a schema is
+ * silently left unchecked):
+ *
+ * - assertions: `type` (a name or an array of names; `integer` included), `enum`, `const`,
+ *   `properties`, `required`, `additionalProperties` (boolean or schema), `minProperties`,
+ *   `maxProperties`, `items` (schema), `prefixItems`, `minItems`, `maxItems`, `minLength`,
+ *   `maxLength` (in code points), `pattern` (a JavaScript `u` regular expression, not
+ *   anchored), `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (numbers),
+ *   `multipleOf`, `anyOf`, `oneOf`, `allOf`, `not`, `$ref` (only `#/$defs/<name>`) and `$defs`;
+ * - annotations, ignored by validation: `$schema` (only the 2020-12 URI), `$comment`, `title`,
+ *   `description`, `default`, `examples`, `deprecated`, `readOnly`, `writeOnly` (marks a config
+ *   field secret), `format` (not asserted, as the 2020-12 default says).
+ *
+ * Limits: a schema nests at most {@linkcode SCHEMA_LIMITS.maxDepth} levels and has at most
+ * {@linkcode SCHEMA_LIMITS.maxNodes} subschemas; an `enum` lists at most 1,000 values; a
+ * `pattern` is at most 1,000 characters; a value is checked at most 128 `$ref`s deep.
+ *
+ * @module
+ */
+
+import { checkNode, Problem } from "./_schema_check.ts";
+import { type CompileContext, compileNode } from "./_schema_compile.ts";
+import { formatSchemaPath, formatValuePath, isObject } from "./_schema_util.ts";
+
+export { formatSchemaPath, formatValuePath, SCHEMA_LIMITS, typeOf } from "./_schema_util.ts";
+
+/** Where a schema breaks the supported subset, and how. */
+export interface SchemaProblem {
+  /** Dotted path inside the schema, `""` for the root (e.g. `properties.a`). */
+  readonly path: string;
+  /** The same path as keys and indexes. */
+  readonly at: readonly (string | number)[];
+  /** What is wrong, e.g. `unsupported keyword "if"`. */
+  readonly message: string;
+}
+
+/** Options of {@linkcode compileSchema}. */
+export interface CompileOptions {
+  /** The name of the value's root in messages. Default `"value"`. */
+  readonly root?: string;
+  /**
+   * Never show the value in messages (only its type): for config, whose values may be
+   * secrets. Default `false`.
+   */
+  readonly redact?: boolean;
+}
+
+/** Checks one value: `undefined` when valid, else a message naming the failing path. */
+export type Validator = (value: unknown) => string | undefined;
+/**
+ * Why `schema` is outside the supported subset, or `undefined` when it is inside: an unknown
+ * keyword, a bad keyword value, a `pattern` that does not compile, a `$ref` to a missing
+ * definition, or a schema beyond the limits.
+ *
+ * @example
+ * ```ts
+ * schemaProblem({ type: "object", if: {} })?.message; // 'unsupported keyword "if"'
+ * ```
+ */
+export function schemaProblem(schema: unknown): SchemaProblem | undefined {
+  const state = { nodes: 0, defs: undefined as Record<string, unknown> | undefined };
+  if (isObject(schema) && isObject(schema.$defs)) state.defs = schema.$defs;
+  try {
+    checkNode(schema, [], 0, state, true);
+    return undefined;
+  } catch (e) {
+    if (e instanceof Problem) {
+      return { path: formatSchemaPath(e.path), at: e.path, message: e.message };
+    }
+    throw e;
+  }
+}
+
+/**
+ * Like {@linkcode schemaProblem}, as one message (`properties.a: unsupported keyword "if"`);
+ * `undefined` when the schema is supported.
+ */
+export function checkSchema(schema: unknown): string | undefined {
+  const p = schemaProblem(schema);
+  if (p === undefined) return undefined;
+  return p.path === "" ? p.message : `${p.path}: ${p.message}`;
+}
+
+/**
+ * Compiles `schema` (once) into a validator. Messages name the failing path and what was
+ * expected and found: `params.count: expected integer, got "3"` (values shown short).
+ *
+ * @throws {RangeError} when the schema is outside the subset ({@linkcode checkSchema})
+ * @example
+ * ```ts
+ * const check = compileSchema({ type: "object", required: ["n"] }, { root: "params" });
+ * check({}); // 'params.n: required property is missing'
+ * ```
+ */
+export function compileSchema(schema: unknown, options: CompileOptions = {}): Validator {
+  const problem = checkSchema(schema);
+  if (problem !== undefined) throw new RangeError(`unsupported JSON Schema: ${problem}`);
+  const ctx: CompileContext = {
+    redact: options.redact ?? false,
+    defs: isObject(schema) && isObject(schema.$defs) ? schema.$defs : {},
+    compiled: new Map(),
+    refDepth: 0,
+  };
+  const check = compileNode(schema, ctx);
+  const root = options.root ?? "value";
+  return (value) => {
+    ctx.refDepth = 0;
+    const failure = check(value);
+    return failure === undefined
+      ? undefined
+      : `${root}${formatValuePath(failure.path)}: ${failure.message}`;
+  };
+}

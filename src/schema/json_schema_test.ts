@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { checkSchema, compileSchema, schemaProblem } from "./json_schema.ts";
+
+const assertEquals = (a: unknown, b: unknown) => assert.deepEqual(a, b);
+const assertMatch = (a: string, re: RegExp) => assert.match(a, re);
+const assertStringIncludes = (a: string, part: string) =>
+  assert.ok(a.includes(part), `${JSON.stringify(a)} does not include ${JSON.stringify(part)}`);
+const user = {
+  type: "object",
+  required: ["name"],
+  additionalProperties: false,
+  properties: {
+    name: { type: "string", minLength: 1, maxLength: 5 },
+    age: { type: "integer", minimum: 0, exclusiveMaximum: 200 },
+    tags: { type: "array", items: { type: "string", pattern: "^[a-z]+$" }, maxItems: 2 },
+    kind: { enum: ["a", "b"] },
+  },
+};
+
+Deno.test("compileSchema() accepts valid values and names the failing path of others", () => {
+  const check = compileSchema({ type: "object", properties: { user } }, { root: "params" });
+  assertEquals(check({ user: { name: "ann", age: 3, tags: ["x"], kind: "a" } }), undefined);
+  assertEquals(
+    check({ user: { name: "ann", age: "3" } }),
+    'params.user.age: expected integer, got "3"',
+  );
+  assertEquals(check({ user: { age: 1 } }), "params.user.name: required property is missing");
+  assertEquals(
+    check({ user: { name: "" } }),
+    "params.user.name: expected a string of at least 1 characters, got 0",
+  );
+  assertEquals(
+    check({ user: { name: "abcdef" } }),
+    "params.user.name: expected a string of at most 5 characters, got 6",
+  );
+  assertEquals(
+    check({ user: { name: "a", x: 1 } }),
+    "params.user.x: property not allowed (additionalProperties is false)",
+  );
+  assertEquals(
+    check({ user: { name: "a", age: 200 } }),
+    "params.user.age: expected a number < 200, got 200",
+  );
+  assertEquals(
+    check({ user: { name: "a", age: -1 } }),
+    "params.user.age: expected a number >= 0, got -1",
+  );
+  assertEquals(
+    check({ user: { name: "a", tags: ["ok", "B"] } }),
+    'params.user.tags[1]: expected a string matching /^[a-z]+$/, got "B"',
+  );
+  assertEquals(
+    check({ user: { name: "a", tags: ["a", "b", "c"] } }),
+    "params.user.tags: expected at most 2 items, got 3",
+  );
+  assertEquals(
+    check({ user: { name: "a", kind: "c" } }),
+    'params.user.kind: expected one of "a", "b", got "c"',
+  );
+  assertEquals(check("x"), 'params: expected object, got "x"');
+});
+
+Deno.test("compileSchema() counts string length in code points", () => {
+  const check = compileSchema({ type: "string", minLength: 2, maxLength: 2 });
+  assertEquals(check("😀😀"), undefined);
+  assertMatch(check("😀")!, /at least 2 characters, got 1/);
+  assertMatch(check("😀😀😀")!, /at most 2 characters, got 3/);
+});
+
+Deno.test("compileSchema() shows long values short and, with redact, not at all", () => {
+  const long = "s".repeat(500);
+  const shown = compileSchema({ type: "integer" })(long)!;
+  assertEquals(shown.length < 80, true);
+  const redacted = compileSchema({ type: "object", properties: { token: { type: "integer" } } }, {
+    root: "config",
+    redact: true,
+  });
+  assertEquals(redacted({ token: "hunter2" }), "config.token: expected integer, got string");
+  const patterned = compileSchema({ pattern: "^x" }, { redact: true });
+  assertEquals(patterned("secret")!.includes("secret"), false);
+});
+
+Deno.test("compileSchema() handles type arrays, const, integers and multipleOf", () => {
+  const check = compileSchema({ type: ["string", "null"] });
+  assertEquals(check(null), undefined);
+  assertEquals(check(1), "value: expected string or null, got 1");
+  assertEquals(compileSchema({ const: { a: [1] } })({ a: [1] }), undefined);
+  assertMatch(compileSchema({ const: 3 })(4)!, /expected 3, got 4/);
+  assertEquals(compileSchema({ type: "integer" })(2.0), undefined);
+  assertMatch(compileSchema({ type: "integer" })(2.5)!, /expected integer/);
+  assertEquals(compileSchema({ multipleOf: 0.1 })(0.3), undefined);
+  assertMatch(compileSchema({ multipleOf: 0.5 })(0.3)!, /multiple of 0.5/);
+  assertEquals(compileSchema(true)({}), undefined);
+  assertMatch(compileSchema(false)(1)!, /no value is allowed/);
+});
+
+Deno.test("compileSchema() applies prefixItems, anyOf, oneOf, allOf and not", () => {
+  const tuple = compileSchema({
+    prefixItems: [{ type: "string" }, { type: "number" }],
+    items: false,
+  });
+  assertEquals(tuple(["a", 1]), undefined);
+  assertMatch(tuple(["a", "b"])!, /^value\[1\]: expected number/);
+  assertMatch(tuple(["a", 1, 2])!, /^value\[2\]: no value is allowed/);
+  const any = compileSchema({ anyOf: [{ type: "string" }, { type: "integer" }] });
+  assertEquals(any(1), undefined);
+  assertMatch(any(true)!, /none of the 2 anyOf alternatives/);
+  const one = compileSchema({ oneOf: [{ type: "integer" }, { type: "number" }] });
+  assertEquals(one(1.5), undefined);
+  assertMatch(one(1)!, /matches 2 of the oneOf alternatives/);
+  const all = compileSchema({ allOf: [{ minimum: 1 }, { maximum: 2 }] });
+  assertMatch(all(3)!, /<= 2/);
+  assertMatch(compileSchema({ not: { type: "null" } })(null)!, /must not match/);
+});
+
+Deno.test("compileSchema() follows local $refs, recursive ones included, to a bounded depth", () => {
+  const tree = {
+    $defs: {
+      node: {
+        type: "object",
+        properties: {
+          v: { type: "integer" },
+          kids: { type: "array", items: { $ref: "#/$defs/node" } },
+        },
+      },
+    },
+    $ref: "#/$defs/node",
+  };
+  const check = compileSchema(tree, { root: "params" });
+  assertEquals(check({ v: 1, kids: [{ v: 2, kids: [] }] }), undefined);
+  assertEquals(check({ v: 1, kids: [{ v: "x" }] }), 'params.kids[0].v: expected integer, got "x"');
+  let deep: Record<string, unknown> = { v: 1 };
+  for (let i = 0; i < 300; i++) deep = { kids: [deep] };
+  assertMatch(check(deep)!, /nested deeper than 128 levels/);
+  // The next call starts from depth 0 again.
+  assertEquals(check({ v: 1 }), undefined);
+});
+
+Deno.test("checkSchema() refuses keywords outside the subset, naming where", () => {
+  assertEquals(checkSchema({ type: "object", if: {} }), 'if: unsupported keyword "if"');
+  assertEquals(
+    checkSchema({ properties: { a: { type: "string", contentEncoding: "base64" } } }),
+    'properties.a.contentEncoding: unsupported keyword "contentEncoding"',
+  );
+  assertEquals(schemaProblem({ anyOf: [{ uniqueItems: true }] }), {
+    path: "anyOf[0].uniqueItems",
+    at: ["anyOf", 0, "uniqueItems"],
+    message: 'unsupported keyword "uniqueItems"',
+  });
+  assertStringIncludes(checkSchema({ type: "int" })!, "unknown type");
+  assertStringIncludes(checkSchema({ pattern: "(" })!, "pattern is not a valid regular expression");
+  assertStringIncludes(checkSchema({ $ref: "http://x/y" })!, "only local references");
+  assertStringIncludes(checkSchema({ $ref: "#/$defs/missing" })!, "no such definition");
+  assertStringIncludes(
+    checkSchema({ properties: { a: { $defs: {} } } })!,
+    "only supported at the root",
+  );
+  assertStringIncludes(
+    checkSchema({ $schema: "http://json-schema.org/draft-07/schema#" })!,
+    "2020-12",
+  );
+  assertStringIncludes(checkSchema({ minLength: -1 })!, "non-negative integer");
+  assertStringIncludes(checkSchema({ multipleOf: 0 })!, "greater than 0");
+  assertStringIncludes(checkSchema("string")!, "a schema is an object or a boolean");
+  assertEquals(
+    checkSchema({
+      $schema: "https://json-schema.org/draft/2020-12/schema",
+      title: "t",
+      description: "d",
+      default: 1,
+      examples: [1],
+      $comment: "c",
+      format: "email",
+      writeOnly: true,
+      readOnly: false,
+      deprecated: false,
+      type: "string",
+    }),
+    undefined,
+  );
+});
+
+Deno.test("checkSchema() enforces the depth and size limits", () => {
+  let deep: unknown = { type: "string" };
+  for (let i = 0; i < 40; i++) deep = { items: deep };
+  assertStringIncludes(checkSchema(deep)!, "deeper than 32 levels");
+  const wide = {
+    properties: Object.fromEntries(Array.from({ length: 10_001 }, (_, i) => [`p${i}`, {}])),
+  };
+  assertStringIncludes(checkSchema(wide)!, "more than 10000 subschemas");
+  assertStringIncludes(
+    checkSchema({ enum: Array.from({ length: 1001 }, (_, i) => i) })!,
+    "more than 1000",
+  );
+  assertStringIncludes(checkSchema({ pattern: "a".repeat(1001) })!, "longer than 1000");
+  assert.throws(() => compileSchema({ if: {} }), /unsupported keyword "if"/);
+});
