@@ -135,6 +135,37 @@ Deno.test("the caller's deadline reaches the nested call: it is cancelled when t
   assert.equal(host.timeoutFor(B, "sleep"), 10_000);
 });
 
+Deno.test("a streaming handler's nested call gets the stream's deadline, not the target's own", async () => {
+  await using home = await callsHome();
+  await using host = await home.startHost();
+  const stream = host.stream(
+    A,
+    "relay",
+    { plugin: B, method: "sleep", params: { ms: 5000 }, detached: true },
+    { timeoutMs: 300 },
+  );
+  const chunks: unknown[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of stream) chunks.push(chunk);
+    })(),
+    (e: Error & { code?: string }) => e.code === "PLUGIN_TIMEOUT",
+  );
+  assert.deepEqual(chunks, ["calling"]);
+  // Without the stream's context the nested call would be background work with b's 10 s
+  // timeout, and would end with b's answer after 5 s.
+  assert.ok(await waitFor(async () => (await host.call(A, "last")) !== null, 4000));
+  const outcome = await host.call(A, "last") as Outcome;
+  assert.ok(
+    outcome.error?.code === "PLUGIN_TIMEOUT" || outcome.error?.code === "PLUGIN_CALL_CANCELLED",
+    JSON.stringify(outcome),
+  );
+  assert.ok(
+    await waitFor(async () => (await host.call(B, "cancelled") as string[]).length > 0, 4000),
+    "b-callee saw no $/cancel",
+  );
+});
+
 Deno.test("cancelling the outer call cancels the nested one, even when the caller does not", async () => {
   await using home = await callsHome();
   await using host = await home.startHost();

@@ -196,6 +196,29 @@ Deno.test("a chunk that fails the method's chunk schema ends the stream in the p
   });
 });
 
+Deno.test("a generator's final result is checked against the method's result schema after its chunks", async () => {
+  await using h = await streamerHost();
+  const ok = h.host.stream("streamer", "tally", { n: 4 });
+  const chunks: unknown[] = [];
+  for await (const c of ok) chunks.push(c);
+  assert.deepEqual(chunks, [0, 1, 2, 3]);
+  assert.deepEqual(await ok.result, { sum: 6 });
+  const lie = h.host.stream("streamer", "tally", { n: 2, lie: true });
+  const got: unknown[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const c of lie) got.push(c);
+    })(),
+    (e: unknown) => {
+      assert.ok(e instanceof PluginCallError, String(e));
+      assert.match(e.message, /sum/);
+      assert.equal((e.data as { code?: string } | undefined)?.code, "INVALID_RESULT");
+      return true;
+    },
+  );
+  assert.deepEqual(got, [0, 1]);
+});
+
 Deno.test("a stream holds its bulkhead slot and counts as in flight for its whole life", async () => {
   await using h = await streamerHost({ defaults: { bulkhead: { max_in_flight: 1, queue: 0 } } });
   const stream = h.host.stream("streamer", "forever", {}, { window: 2 });

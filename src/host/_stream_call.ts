@@ -1,8 +1,7 @@
-import type { CallPipeline } from "../pipeline/mod.ts";
-import { type ChunkSink, PluginNotFoundError, PluginUnavailableError } from "../runtime/mod.ts";
+import type { ChunkSink } from "../runtime/mod.ts";
+import { callTarget } from "./_call_target.ts";
 import type { Entry } from "./_entry.ts";
 import { PluginStream, type StreamOptions } from "./plugin_stream.ts";
-import { checkParams } from "./typed_methods.ts";
 
 /** One stream's call, as the host sends it through the plugin's pipeline. */
 export interface StreamCall {
@@ -23,22 +22,7 @@ export async function streamCall(
   params: unknown,
   call: StreamCall,
 ): Promise<unknown> {
-  const entry = entries.get(name);
-  if (entry === undefined) throw new PluginNotFoundError(name, undefined, [...entries.keys()]);
-  if (method.startsWith("$/") || method.startsWith("host/")) {
-    throw new PluginNotFoundError(name, method, [...(entry.methods ?? [])].sort());
-  }
-  const pipeline: CallPipeline | undefined = entry.pipeline;
-  if (pipeline === undefined || entry.error) {
-    throw new PluginUnavailableError(name, "failed", entry.error?.message ?? "it was not started", {
-      method,
-      cause: entry.error,
-    });
-  }
-  if (entry.methods !== undefined && !entry.methods.has(method)) {
-    throw new PluginNotFoundError(name, method, [...entry.methods].sort());
-  }
-  checkParams(entry.plugin, method, params);
+  const { pipeline } = callTarget(entries, name, method, params);
   return await pipeline.call(method, params, {
     signal: call.signal,
     timeoutMs: call.timeoutMs,

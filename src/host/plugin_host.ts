@@ -1,9 +1,7 @@
 import { getLogger } from "@logtape/logtape";
-import { createHash } from "node:crypto";
 import {
   attachAuditTrail,
-  AuditTrail,
-  auditTrailPath,
+  type AuditTrail,
   type PermissionReport,
   permissionReport,
 } from "../audit/mod.ts";
@@ -19,12 +17,7 @@ import {
   planStartOrder,
   type PluginDescriptor,
 } from "../manifest/mod.ts";
-import {
-  PluginNotFoundError,
-  type PluginSupervisor,
-  PluginUnavailableError,
-  streamRequired,
-} from "../runtime/mod.ts";
+import { type PluginSupervisor, streamRequired } from "../runtime/mod.ts";
 import type { CompiledSandbox } from "../sandbox/mod.ts";
 import { VERSION } from "../version.ts";
 import { type ChangeBatch, PluginWatcher } from "../watch/mod.ts";
@@ -48,7 +41,8 @@ import type { HostHealth } from "./host_health.ts";
 import { type HostRuntime, prepareRuntime } from "./host_runtime.ts";
 import type { PluginHostOptions } from "./plugin_host_options.ts";
 import type { PluginInfo } from "./plugin_info.ts";
-import { checkParams } from "./typed_methods.ts";
+import { callTarget } from "./_call_target.ts";
+import { openAudit, recordHostStart } from "./_host_audit.ts";
 import { makePluginClient, type PluginClientShape } from "./plugin_client.ts";
 
 const log = getLogger(["plugsconc", "host"]);
@@ -342,33 +336,8 @@ export class PluginHost implements AsyncDisposable {
     params?: unknown,
     options: CallOptions = {},
   ): Promise<unknown> {
-    const entry = this.#entries.get(name);
-    if (entry === undefined) {
-      throw new PluginNotFoundError(name, undefined, [...this.#entries.keys()]);
-    }
-    if (method.startsWith("$/") || method.startsWith("host/")) {
-      // The protocol's own methods ($/health, $/shutdown, ...) are the host's, not callers'.
-      throw new PluginNotFoundError(name, method, [...(entry.methods ?? [])].sort());
-    }
-    const pipeline = entry.pipeline;
-    if (pipeline === undefined || entry.error) {
-      throw new PluginUnavailableError(
-        name,
-        "failed",
-        entry.error?.message ?? "it was not started",
-        {
-          method,
-          cause: entry.error,
-        },
-      );
-    }
-    // Checked here, not by the plugin: an unknown name never reaches the pipeline (and its
-    // metrics, whose series per method would otherwise grow with every name a client tries).
-    if (entry.methods !== undefined && !entry.methods.has(method)) {
-      throw new PluginNotFoundError(name, method, [...entry.methods].sort());
-    }
+    const { entry, pipeline } = callTarget(this.#entries, name, method, params);
     if (entry.plugin.manifest.methods[method]?.stream) throw streamRequired(name, method);
-    checkParams(entry.plugin, method, params); // before the pipeline: the plugin never sees it
     return await pipeline.call(method, params, {
       signal: options.signal,
       timeoutMs: this.timeoutFor(name, method, options.timeoutMs),
@@ -480,33 +449,5 @@ export class PluginHost implements AsyncDisposable {
   /** Same as {@link PluginHost.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
-  }
-}
-
-/** `host.start` with the effective config's hash, and `config.changed` when it differs from the last. */
-function recordHostStart(trail: AuditTrail, loaded: LoadedConfig): void {
-  try {
-    const configSha256 = createHash("sha256").update(JSON.stringify(loaded.config)).digest("hex");
-    const last = trail.query({ kind: "host.start", limit: 1 })[0];
-    const before = last
-      ? (JSON.parse(last.detail) as { configSha256?: string }).configSha256
-      : undefined;
-    const detail = { configFile: loaded.file ?? null, configSha256, version: VERSION };
-    if (before !== undefined && before !== configSha256) {
-      trail.append({ kind: "config.changed", detail: { ...detail, previousSha256: before } });
-    }
-    trail.append({ kind: "host.start", detail });
-  } catch (error) {
-    log.error("audit trail: cannot record the host start: {error}", { error });
-  }
-}
-
-function openAudit(config: Config, actor: string): AuditTrail | undefined {
-  try {
-    return AuditTrail.open(auditTrailPath(config), { actor });
-  } catch (error) {
-    // Security events then reach only the log; the host still runs.
-    log.error("audit trail off: {error}", { error });
-    return undefined;
   }
 }

@@ -27,6 +27,7 @@ import type { Instance, InstanceSet } from "./instance_set.ts";
 import { BulkheadFullError, CircuitOpenError, RateLimitedError } from "./pipeline_errors.ts";
 import { type PluginPolicy, timeoutOf } from "./policy.ts";
 import { TokenBucket } from "./token_bucket.ts";
+import { abortable, deadlineSignal, sleep } from "./_signals.ts";
 
 /** Options of one call through the pipeline. */
 export interface PipelineCallOptions {
@@ -478,40 +479,4 @@ function retryable(e: unknown, idempotent: boolean): boolean {
   if (e instanceof PluginTimeoutError) return false; // the deadline is spent
   if (e instanceof BulkheadFullError || invalidParams(e)) return false;
   return e instanceof PluginError;
-}
-
-/** `signal` (if any) combined with a deadline `ms` from now. */
-function deadlineSignal(signal: AbortSignal | undefined, ms: number): AbortSignal {
-  const deadline = AbortSignal.timeout(Math.max(1, ms));
-  return signal ? AbortSignal.any([signal, deadline]) : deadline;
-}
-
-/** `p`, or a rejection as soon as `signal` aborts (a call queued in a bulkhead). */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    p.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      p.catch(() => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
-/** Waits `ms`; false if `signal` aborted first. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      resolve(ok);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(() => done(true), ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -7,7 +7,7 @@ import { LogGate } from "./log_gate.ts";
 import { callError } from "./call_error.ts";
 import { type CallContext, callContext } from "./call_context.ts";
 import { configureOnStart } from "./configure_handshake.ts";
-import { clip, QUOTE, quote } from "./record_cap.ts";
+import { checkReady } from "./_ready_check.ts";
 import { PluginStreams, type StreamCallOptions } from "./plugin_streams.ts";
 import { streamNotSupported } from "./stream_error.ts";
 import {
@@ -22,8 +22,6 @@ export type { ExitInfo, PluginProcessOptions, ReadyInfo } from "./plugin_process
 import type { ExitInfo, PluginProcessOptions, ReadyInfo } from "./plugin_process_options.ts";
 
 const STDERR_KEEP = 20;
-/** Method names of `$/ready` kept (each at most `QUOTE` characters). */
-const MAX_METHODS = 1024;
 /** Bytes read from a plugin's stdout or stderr at once (into a buffer reused for each read). */
 const PIPE_CHUNK = 64 * 1024;
 
@@ -172,47 +170,12 @@ export class PluginProcess implements AsyncDisposable {
           exit.stderr,
         );
       }
-      const info = first as { protocol?: unknown; methods?: unknown };
-      if (info.protocol !== options.protocolVersion) {
-        await proc.kill();
-        throw new HandshakeError(
-          options.name,
-          `it speaks protocol ${quote(info.protocol)}, the manifest and host use ` +
-            `protocol ${options.protocolVersion}; update the plugin or its SDK`,
-        );
-      }
-      // Bounded: the names end up in host messages (a call of an unknown method lists them).
-      const methods = Array.isArray(info.methods)
-        ? info.methods.slice(0, MAX_METHODS).filter((m) =>
-          typeof m === "string" && m.length <= QUOTE
-        )
-        : [];
-      const { name, version } = info as { name?: unknown; version?: unknown };
-      if (name !== undefined && name !== null && name !== options.name) {
-        // The folder's entrypoint is another plugin's program (a copied main.ts, a bad merge).
-        await proc.kill();
-        throw new HandshakeError(
-          options.name,
-          `it announced itself as ${quote(name)}, but its manifest names it ` +
-            `${JSON.stringify(options.name)}; fix serve({ name }) or plugin.name`,
-        );
-      }
-      if (
-        typeof version === "string" && options.version !== undefined &&
-        version !== options.version
-      ) {
-        proc.#log.warning(
-          "plugin {plugin} announced version {announced}, its manifest says {version}",
-          { plugin: options.name, announced: clip(version, QUOTE), version: options.version },
-        );
-      }
-      proc.#ready = {
-        protocol: options.protocolVersion,
-        methods,
-        ...(typeof name === "string" ? { name } : {}),
-        ...(typeof version === "string" ? { version } : {}),
-      };
-      await configureOnStart(proc, options, (info as { features?: unknown }).features, t.promise);
+      const info = first as { features?: unknown };
+      proc.#ready = await checkReady(info, options, {
+        kill: () => proc.kill(),
+        warn: (message, props) => proc.#log.warning(message, props),
+      });
+      await configureOnStart(proc, options, info.features, t.promise);
       return proc;
     } finally {
       t.clear();
@@ -334,6 +297,8 @@ export class PluginProcess implements AsyncDisposable {
     const context = getConfig()?.contextLocalStorage?.getStore() as
       | Record<string, unknown>
       | undefined;
+    const keep = this.#options.keepCallContexts === true;
+    const ended = new AbortController();
     return this.#streams.run(method, params, options, {
       request: (m, p, o) => this.#peer.request(m, p, o),
       mapError: (e) =>
@@ -344,8 +309,16 @@ export class PluginProcess implements AsyncDisposable {
           methods: this.ready.methods,
           maxMessage: this.#plugLog.budget.maxRecordBytes / 2,
         }),
-      onId: (id) => context && this.#contexts.set(id, context),
-      onEnd: (id) => this.#contexts.delete(id),
+      onId: (id) => {
+        if (context !== undefined) this.#contexts.set(id, context);
+        // Its handler may call other plugins too (chain: this plugin, deadline: the stream's).
+        if (keep) this.#callContexts.set(id, callContext(this.#options.name, options, ended));
+      },
+      onEnd: (id) => {
+        this.#contexts.delete(id);
+        this.#callContexts.delete(id);
+        ended.abort(new Error(`the stream of ${method} that made this request has ended`));
+      },
     });
   }
 

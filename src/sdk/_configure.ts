@@ -1,5 +1,6 @@
 import { compileSchema, type Validator } from "../schema/json_schema.ts";
 import type { MethodHandler } from "./serve.ts";
+import { isStreamable } from "./_stream_sender.ts";
 
 /** A handler's result failed its method's `result` schema (sent as JSON-RPC error -32603). */
 export class InvalidResultError extends Error {
@@ -61,7 +62,7 @@ export class Configuration {
 
   /**
    * `handler`, with its results checked against the method's result schema (once the host
-   * sent one). An async iterable (a stream) is left to the stream code.
+   * sent one). A stream is left to the stream code, which checks its final result.
    */
   checked(method: string, handler: MethodHandler): MethodHandler {
     return (params, ctx) => {
@@ -76,8 +77,20 @@ export class Configuration {
     };
   }
 
+  /**
+   * `result` if it passes `method`'s result schema (or there is none); a stream's final result
+   * is checked here, once its chunks are out.
+   *
+   * @throws {InvalidResultError}
+   */
+  checkResult(method: string, result: unknown): unknown {
+    const check = this.#results.get(method);
+    return check === undefined ? result : this.#check(method, check, result);
+  }
+
   #check(method: string, check: Validator, value: unknown): unknown {
-    if (value !== null && typeof value === "object" && Symbol.asyncIterator in value) return value;
+    // A stream (an async iterable or a generator object): its final result is checked later.
+    if (isStreamable(value)) return value;
     // What the host receives: `undefined` goes out as null.
     const problem = check(value === undefined ? null : value);
     if (problem === undefined) return value;

@@ -64,6 +64,7 @@ function release(value: unknown): void {
 export class StreamSender {
   readonly #notify: Notify;
   readonly #chunkSchema: (method: string) => unknown;
+  readonly #checkResult: (method: string, result: unknown) => unknown;
   readonly #validators = new WeakMap<object, Validator>();
   readonly #openings = new Map<RpcId, Opening>();
   readonly #open = new Map<RpcId, OutStream>();
@@ -72,10 +73,17 @@ export class StreamSender {
    * @param notify sends a notification to the host (the peer's `notify`)
    * @param chunkSchema the `methods.<m>.chunk` schema the host sent (`$/configure`), if any:
    *   each chunk is checked against it before it is sent
+   * @param checkResult checks a stream's final result (the method's `result` schema); throws
+   *   to send an error instead
    */
-  constructor(notify: Notify, chunkSchema: (method: string) => unknown = () => undefined) {
+  constructor(
+    notify: Notify,
+    chunkSchema: (method: string) => unknown = () => undefined,
+    checkResult: (method: string, result: unknown) => unknown = (_m, r) => r,
+  ) {
     this.#notify = notify;
     this.#chunkSchema = chunkSchema;
+    this.#checkResult = checkResult;
   }
 
   #validator(method: string): Validator | undefined {
@@ -149,7 +157,9 @@ export class StreamSender {
       this.#open.delete(id);
       throw e;
     }
-    return stream.finish(value).finally(() => this.#open.delete(id));
+    return stream.finish(value)
+      .then(({ chunks, result }) => ({ chunks, result: this.#checkResult(method, result) }))
+      .finally(() => this.#open.delete(id));
   }
 }
 

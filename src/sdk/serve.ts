@@ -153,6 +153,7 @@ export function serve(options: ServeOptions): Promise<void> {
   const streams = new StreamSender(
     (method, params) => void peer.notify(method, params),
     (method) => configuration.chunks[method],
+    (method, result) => configuration.checkResult(method, result),
   );
   const shutdown = new AbortController();
 
