@@ -177,3 +177,23 @@ export async function captureLogs(): Promise<{ records: LogRecord[] } & AsyncDis
   });
   return { records, [Symbol.asyncDispose]: () => reset() };
 }
+
+/** The text `run` prints once every plugin has started. */
+export const RUN_READY = "Ctrl-C stops the host";
+
+/**
+ * Reads `reader` (a `run` child's stdout as text) until what it read includes `marker` or the
+ * stream ends, and returns what it read, after `out`.
+ */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  marker = RUN_READY,
+  out = "",
+): Promise<string> {
+  while (!out.includes(marker)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  return out;
+}

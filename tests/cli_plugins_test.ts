@@ -6,7 +6,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { DEFAULT_HANDSHAKE } from "../src/sdk/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, pidAlive, SAMPLE_PLUGINS, waitFor } from "./_helpers.ts";
+import {
+  FIXTURE_PLUGINS,
+  makeHome,
+  pidAlive,
+  readUntil,
+  SAMPLE_PLUGINS,
+  waitFor,
+} from "./_helpers.ts";
 
 const SECRET = "s3cr3t-token-value-0042";
 
@@ -158,11 +165,7 @@ Deno.test("`plugins list` shows the live state and health of a host that `run` s
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
   try {
-    while (!out.includes("Ctrl-C stops the host")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
+    out = await readUntil(reader);
     assert.match(out, /HTTP gateway: http:\/\/127\.0\.0\.1:\d+/, out);
     const io = memoryIo();
     assert.equal(await runCli(["--config", home.configPath, "plugins", "list"], io), 0, io.stderr);
@@ -353,11 +356,7 @@ for await (const _ of Deno.stdin.readable) { /* ignore everything */ }
   })();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  while (!state.out.includes("Ctrl-C stops the host")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    state.out += value;
-  }
+  state.out = await readUntil(reader);
   const pid = Number(/^stubborn\s+\S+\s+ready\s+(\d+)/m.exec(state.out)?.[1]);
   return {
     child,

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LogStore } from "../src/logs/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
+import { FIXTURE_PLUGINS, makeHome, readUntil, waitFor } from "./_helpers.ts";
 
 const MIB = 1024 * 1024;
 const STORE_CAP = 64 * MIB;
@@ -100,12 +100,7 @@ Deno.test({
     let floodWindow = [0, 0];
     try {
       const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let out = "";
-      while (!out.includes("Ctrl-C stops the host")) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        out += value;
-      }
+      const out = await readUntil(reader);
       reader.releaseLock();
       void child.stdout.cancel().catch(() => {});
       assert.match(out, /^flood\s+\S+\s+ready\s/m, out + consoleTail);

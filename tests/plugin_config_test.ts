@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { PluginConfigError } from "../src/host/mod.ts";
-import { captureLogs, FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
+import { captureLogs, FIXTURE_PLUGINS, makeHome, readUntil, waitFor } from "./_helpers.ts";
 
 const CONFIGURED = join(FIXTURE_PLUGINS, "configured");
 /** Written into config.yaml under a writeOnly field. */
@@ -149,11 +149,7 @@ Deno.test("secrets never appear in inspect --json, config check --json, call, ru
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
   try {
-    while (!out.includes("Ctrl-C stops the host")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
+    out = await readUntil(reader);
     assert.match(out, /configured\s+\S+\s+ready/, out);
     const call = memoryIo();
     assert.equal(
