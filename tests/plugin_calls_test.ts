@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
+import { captureLogs, FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
 import type { PluginHost } from "../src/host/mod.ts";
 import { RemoteWorker } from "../src/remote/mod.ts";
 import { startNatsServer } from "../src/remote/_testing.ts";
@@ -71,7 +71,7 @@ Deno.test("a plugin calls another's granted method, is refused the others, and t
   assert.match(info.grants, /may call b-callee\.echo, b-callee\.add, b-callee\.fail/);
 });
 
-Deno.test("a cycle a -> b -> a and a call to itself are refused, naming the chain", async () => {
+Deno.test("a cycle a -> b -> a is refused, naming the chain, and so is a call to itself", async () => {
   await using home = await callsHome();
   await using host = await home.startHost();
   // a -> b.back -> a.echo: b's call is refused; a.echo never runs.
@@ -83,12 +83,28 @@ Deno.test("a cycle a -> b -> a and a call to itself are refused, naming the chai
   assert.deepEqual(inner.details?.chain, [A, B, A]);
   assert.equal((await host.call(A, "counts") as Record<string, number>).echo, undefined);
 
+  // A grant to itself is refused at load (src/manifest/plugin_grants_test.ts); the host
+  // refuses such a call anyway, before it could be a cycle.
   const self = await viaA(host, { plugin: A, method: "echo" });
-  assert.equal(self.error?.code, "PLUGIN_CALL_CYCLE");
-  assert.match(self.error!.message, /a-caller -> a-caller/);
+  assert.equal(self.error?.code, "PLUGIN_CALL_NOT_ALLOWED");
 
   // b calling a from a call of its own is no cycle: mutual grants are fine.
   assert.deepEqual(await host.call(B, "back", { method: "echo" }), { ok: { from: "b" } });
+});
+
+Deno.test("a granted method the target lacks is METHOD_NOT_FOUND without the target's methods; start warns", async () => {
+  await using home = await callsHome();
+  await using logs = await captureLogs();
+  await using host = await home.startHost();
+  const missing = await viaA(host, { plugin: B, method: "nope" });
+  assert.equal(missing.error?.code, "METHOD_NOT_FOUND", JSON.stringify(missing));
+  // b-callee's `secret` is not granted to a-caller: nothing may name it.
+  assert.ok(!JSON.stringify(missing).includes("secret"), JSON.stringify(missing));
+  const warning = logs.records.find((r) =>
+    String(r.message.join("")).includes("does not offer") && r.properties.plugin === A
+  );
+  assert.ok(warning, "no warning about the grant of b-callee.nope");
+  assert.equal(warning.properties.methods, "nope");
 });
 
 Deno.test("the target's error reaches the caller with the target's code and data", async () => {
@@ -197,6 +213,35 @@ Deno.test("cancelling the outer call cancels the nested one, even when the calle
   }
 });
 
+Deno.test("a request that names no call cannot shed the chain or the deadline of the calls in flight", async () => {
+  await using home = await callsHome();
+  await using host = await home.startHost();
+  // a -> b.back -> a.echo, where b's request to a names no call: still a cycle.
+  const back = await viaA(host, {
+    plugin: B,
+    method: "back",
+    params: { method: "echo", detached: true },
+  });
+  assert.equal((back.ok as Outcome).error?.code, "PLUGIN_CALL_CYCLE", JSON.stringify(back));
+  assert.equal((await host.call(A, "counts") as Record<string, number>).echo, undefined);
+  // a's call has 300 ms; its nested call names no call: it ends with a's call anyway.
+  const before = (await host.call(B, "cancelled") as string[]).length;
+  await assert.rejects(
+    viaA(
+      host,
+      { plugin: B, method: "sleep", params: { ms: 5000 }, detached: true, request: null },
+      {
+        timeoutMs: 300,
+      },
+    ),
+    (e: Error & { code?: string }) => e.code === "PLUGIN_TIMEOUT",
+  );
+  assert.ok(
+    await waitFor(async () => (await host.call(B, "cancelled") as string[]).length > before, 4000),
+    "b-callee's sleep ran on after a's call ended",
+  );
+});
+
 Deno.test("a plugin's call targets start before it", async () => {
   await using home = await callsHome();
   await using host = await home.startHost();
@@ -270,8 +315,8 @@ Deno.test("a reload that grants another plugin's method is held under strict, an
   });
   const manifest = join(dir, "manifest.yaml");
   const text = await Deno.readTextFile(manifest);
-  assert.match(text, /back, crash\]/);
-  await Deno.writeTextFile(manifest, text.replace("back, crash]", "back, crash, secret]"));
+  assert.match(text, /crash, nope\]/);
+  await Deno.writeTextFile(manifest, text.replace("crash, nope]", "crash, nope, secret]"));
   assert.ok(await waitFor(() => reasons.length > 0, 15_000), "the reload was not held");
   assert.match(reasons[0]!, /\+plugins b-callee\.secret/);
   const secret = await viaA(host, { plugin: B, method: "secret" });
@@ -302,6 +347,30 @@ Deno.test("over NATS: a local caller reaches a remote target; a caller on a work
     assert.deepEqual(await viaA(host, { plugin: B, method: "add", params: { a: 4, b: 5 } }), {
       ok: 9,
     });
+  }
+  {
+    // a -> b on a worker -> a on that worker: the chain travels with the call, still a cycle.
+    await using workerHome = await makeHome({ ...quiet, remote });
+    await workerHome.addPlugin(join(FIXTURE_PLUGINS, "callee_b"));
+    await workerHome.addPlugin(join(FIXTURE_PLUGINS, "caller_a"));
+    await using workerHost = await workerHome.startHost();
+    await using _worker = await RemoteWorker.start({ host: workerHost, workerId: "wab" });
+    await using home = await makeHome({
+      ...quiet,
+      remote,
+      plugins: { [B]: { placement: "remote" } },
+    });
+    await home.addPlugin(join(FIXTURE_PLUGINS, "caller_a"));
+    await home.addPlugin(join(FIXTURE_PLUGINS, "callee_b"));
+    await using host = await home.startHost();
+    assert.ok(
+      await waitFor(() => host.plugins().find((p) => p.name === B)?.state === "ready", 10_000),
+    );
+    const back = await viaA(host, { plugin: B, method: "back", params: { method: "echo" } });
+    const inner = (back.ok as Outcome | undefined)?.error;
+    assert.equal(inner?.code, "PLUGIN_CALL_CYCLE", JSON.stringify(back));
+    assert.deepEqual(inner?.details?.chain, [A, B, A]);
+    assert.equal((await workerHost.call(A, "counts") as Record<string, number>).echo, undefined);
   }
   {
     // a-caller runs on a worker that has no b-callee.

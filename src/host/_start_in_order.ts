@@ -68,11 +68,34 @@ export async function startInOrder(
 /** Warns of each plugin `plugin` may call that this host does not run at all. */
 function warnMissingTargets(plugin: PluginDescriptor, entries: ReadonlyMap<string, Entry>): void {
   for (const target of callTargets(plugin.manifest)) {
-    if (entries.has(target)) continue;
+    const entry = entries.get(target);
+    if (entry !== undefined) {
+      warnUnknownMethods(plugin, entry);
+      continue;
+    }
     log.warning(
       "plugin {plugin} may call {target}, which this host does not run (not found, invalid, " +
         "disabled or not allowed); its calls to it fail with PLUGIN_NOT_FOUND",
       { plugin: plugin.name, target },
     );
   }
+}
+
+/**
+ * Warns of each method `plugin` may call on `target` that the target neither declares nor
+ * announced: a misspelt grant, or one that applies once the target gains that method.
+ */
+function warnUnknownMethods(plugin: PluginDescriptor, target: Entry): void {
+  const offered = new Set([
+    ...Object.keys(target.plugin.manifest.methods),
+    ...(target.methods ?? []),
+  ]);
+  const grant = plugin.manifest.capabilities.plugins.find((t) => t.name === target.plugin.name);
+  const unknown = grant?.methods.filter((m) => !offered.has(m)) ?? [];
+  if (unknown.length === 0) return;
+  log.warning(
+    "plugin {plugin} may call {target}.{methods}, which {target} does not offer; a misspelt " +
+      "grant, or one that applies once {target} has such a method",
+    { plugin: plugin.name, target: target.plugin.name, methods: unknown.join(", ") },
+  );
 }

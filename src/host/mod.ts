@@ -24,3 +24,8 @@ export { summarizeGrants } from "./summarize_grants.ts";
 export { ProcessService, type ProcessServiceOptions } from "./process_service.ts";
 export { ProcessServiceError, type ProcessServiceErrorCode } from "./process_service_error.ts";
 export { materializeSdk } from "./sdk_files.ts";
+export {
+  MAX_CALL_DEPTH,
+  PluginCallServiceError,
+  type PluginCallServiceErrorCode,
+} from "./plugin_call_service.ts";

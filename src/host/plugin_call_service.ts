@@ -85,7 +85,8 @@ export interface PluginCallServiceOptions {
   readonly host: PluginCaller;
   /**
    * The caller process's call in flight with that request id (`PluginProcess.callContext`),
-   * or `undefined` when none is (background work, or an id the plugin made up).
+   * else the strictest of its calls in flight (an id the plugin left out or made up), or
+   * `undefined` when it has none in flight (background work).
    */
   readonly contextOf: (request: unknown) => CallContext | undefined;
   /** Most calls to other plugins this process may have in flight. Default 64. */
@@ -99,7 +100,9 @@ export interface PluginCallServiceOptions {
  * deadline of the caller's call it is made for, and ends with that call. The caller and the
  * chain come from the host's own records (which process sent it; which of that process's
  * calls it names), never from what the plugin says: a `request` that is not one of its calls
- * in flight gets the chain `[caller]` and the target's own timeout.
+ * in flight gets the strictest of those (all their chains, the earliest deadline, ended with
+ * the first of them to end), and only a process with no call in flight gets the chain
+ * `[caller]` and the target's own timeout.
  *
  * @example
  * ```ts
@@ -216,7 +219,6 @@ const SAFE = new Set([
   "RATE_LIMITED",
   "CIRCUIT_OPEN",
   "BULKHEAD_FULL",
-  "METHOD_NOT_FOUND",
   "INVALID_PARAMS",
 ]);
 
@@ -261,6 +263,14 @@ function toCaller(
   }
   if (SAFE.has(e.code)) {
     return new PluginCallServiceError(e.code, e.message, { details: { ...e.details, ...where } });
+  }
+  if (e.code === "METHOD_NOT_FOUND") {
+    // Without the target's list of methods: the caller may know only those it was granted.
+    return new PluginCallServiceError(
+      "METHOD_NOT_FOUND",
+      `plugin ${c.target} has no method ${JSON.stringify(c.method)}`,
+      { details: where },
+    );
   }
   if (e.code === "PLUGIN_NOT_FOUND") {
     return new PluginCallServiceError(

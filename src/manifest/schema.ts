@@ -51,7 +51,20 @@ export const JsonSchemaValue = z.union([z.boolean(), z.record(z.string(), z.unkn
 /** A plugin this plugin may call (`ctx.host.plugins.call`), and which of its methods. */
 const PluginTargetSchema = z.strictObject({
   name: z.string().regex(PLUGIN_NAME, "a plugin name"),
-  methods: z.array(z.string().min(1)).min(1, "name the methods it may call"),
+  methods: z.array(
+    z.string()
+      .regex(
+        /^[\x21-\x7e]{1,256}$/,
+        "a method name: 1 to 256 printable ASCII characters, no spaces",
+      )
+      .refine(
+        (m) => !m.startsWith("$/") && !m.startsWith("host/"),
+        "the protocol's methods ($/..., host/...) cannot be granted",
+      ),
+  ).min(1, "name the methods it may call").refine(
+    (ms) => new Set(ms).size === ms.length,
+    "a method is listed twice",
+  ),
 });
 
 /** The schema of `manifest.yaml`. Unknown keys are errors everywhere. */
@@ -89,7 +102,10 @@ export const ManifestSchema = z.strictObject({
     process: z.array(ProcessCapabilitySchema).default([]),
     env: z.array(z.string().regex(ENV_NAME, "an environment variable name")).default([]),
     /** Other plugins' methods it may call through the host (checked by the host). */
-    plugins: z.array(PluginTargetSchema).default([]),
+    plugins: z.array(PluginTargetSchema).default([]).refine(
+      (ts) => new Set(ts.map((t) => t.name)).size === ts.length,
+      "a plugin is listed twice: list all its methods in one entry",
+    ),
   }).prefault({}),
   resources: z.strictObject({
     memory_mb: z.number().int().min(16).max(65_536).optional(),
@@ -116,6 +132,15 @@ export const ManifestSchema = z.strictObject({
     schema: JsonSchemaValue.optional(),
   }).prefault({}),
   depends_on: z.array(z.string().regex(PLUGIN_NAME)).default([]),
+}).superRefine((m, ctx) => {
+  m.capabilities.plugins.forEach((t, i) => {
+    if (t.name !== m.plugin.name) return;
+    ctx.addIssue({
+      code: "custom",
+      path: ["capabilities", "plugins", i, "name"],
+      message: "a plugin cannot be granted calls to itself (such a call is always a cycle)",
+    });
+  });
 });
 
 /** A validated manifest. */

@@ -61,7 +61,11 @@ export class OverflowEndpoint implements PluginEndpoint {
   async call(
     method: string,
     params: unknown,
-    options: { readonly signal?: AbortSignal; readonly timeoutMs: number },
+    options: {
+      readonly signal?: AbortSignal;
+      readonly timeoutMs: number;
+      readonly chain?: readonly string[];
+    },
   ): Promise<unknown> {
     const local = this.#local.state === "ready" && this.#localInFlight < this.#after;
     if (!local && this.#remote.state === "ready") {

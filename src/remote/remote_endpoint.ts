@@ -58,7 +58,11 @@ export class RemoteEndpoint implements PluginEndpoint {
   async call(
     method: string,
     params: unknown,
-    options: { readonly signal?: AbortSignal; readonly timeoutMs: number },
+    options: {
+      readonly signal?: AbortSignal;
+      readonly timeoutMs: number;
+      readonly chain?: readonly string[];
+    },
   ): Promise<unknown> {
     if (this.state !== "ready") throw this.#unavailable(method);
     this.#inFlight++;

@@ -164,7 +164,11 @@ export class RemoteLink implements AsyncDisposable {
     plugin: string,
     method: string,
     params: unknown,
-    options: { readonly signal?: AbortSignal; readonly timeoutMs: number },
+    options: {
+      readonly signal?: AbortSignal;
+      readonly timeoutMs: number;
+      readonly chain?: readonly string[];
+    },
   ): Promise<unknown> {
     const { signal, timeoutMs } = options;
     const subject = callSubject(plugin, method);
@@ -284,6 +288,9 @@ export class RemoteLink implements AsyncDisposable {
       const h = headers();
       h.set(H.callId, callId);
       h.set(H.timeoutMs, String(timeoutMs));
+      if (options.chain !== undefined && options.chain.length > 1) {
+        h.set(H.chain, options.chain.join(","));
+      }
       try {
         this.#nc.publish(subject, body, { reply: `${this.#inbox}.${token}`, headers: h });
       } catch (e) {

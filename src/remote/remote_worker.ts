@@ -12,7 +12,8 @@ import {
 import type { Service } from "@nats-io/services";
 import { connectChecked } from "./_connect_checked.ts";
 import { svcm } from "./_svcm.ts";
-import type { PluginHost } from "../host/mod.ts";
+import { MAX_CALL_DEPTH, type PluginHost } from "../host/mod.ts";
+import { PLUGIN_NAME } from "../manifest/mod.ts";
 import { checkWorkerSecurity, type NatsConfig } from "./nats_options.ts";
 import { placementOf } from "./placement.ts";
 import {
@@ -273,10 +274,14 @@ export class RemoteWorker implements AsyncDisposable {
         },
       });
     }
+    const chain = parseChain(msg.headers?.get(H.chain), plugin);
+    if (typeof chain === "string") {
+      return send({ error: { code: "PLUGIN_CALL_FAILED", remoteCode: -32600, message: chain } });
+    }
     const controller = new AbortController();
     this.#inFlight.set(key, controller);
     this.#log.debug("remote call {plugin}.{method} {callId}", { plugin, method, callId });
-    this.#host.call(plugin, method, params, { timeoutMs, signal: controller.signal }).then(
+    this.#host.call(plugin, method, params, { timeoutMs, signal: controller.signal, chain }).then(
       (result) => send({ result: result ?? null }),
       (e) => send({ error: encodeError(e) }),
     ).finally(() => {
@@ -310,4 +315,21 @@ export class RemoteWorker implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/**
+ * The callers of a call from its `Plugsconc-Chain` header (`a,b` for a call of `b`: `["a"]`),
+ * `undefined` without one, or why the header is refused.
+ */
+function parseChain(header: string | undefined, plugin: string): string[] | undefined | string {
+  if (header === undefined || header === "") return undefined;
+  const names = header.split(",");
+  if (
+    names.length > MAX_CALL_DEPTH + 1 || names.at(-1) !== plugin ||
+    !names.every((n) => PLUGIN_NAME.test(n))
+  ) {
+    return `the ${H.chain} header must be at most ${MAX_CALL_DEPTH + 1} plugin names ` +
+      `separated by commas, ending with ${plugin}`;
+  }
+  return names.slice(0, -1);
 }

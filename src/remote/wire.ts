@@ -56,6 +56,11 @@ export const H = {
   worker: "Plugsconc-Worker",
   /** The subject the worker was called on: the host refuses a reply naming another. */
   subject: "Plugsconc-Subject",
+  /**
+   * The chain of plugin calls that led to this call (`a,b`, ending with the called plugin), so
+   * that the worker's plugins refuse a cycle back to a plugin on the host as the host would.
+   */
+  chain: "Plugsconc-Chain",
 } as const;
 
 /** A reply's body: the result, or the error the worker's pipeline raised. */

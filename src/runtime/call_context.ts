@@ -27,3 +27,26 @@ export function callContext(
     signal: ended.signal,
   };
 }
+
+/**
+ * The most restrictive of `contexts` (the calls a process has in flight): every plugin of
+ * their chains, the earliest deadline, and a signal that aborts when any of them ends;
+ * `undefined` when there are none. What a `host/plugins.call` that names none of its
+ * process's calls gets: a plugin cannot shed its chain (and so escape the cycle check, the
+ * depth limit or a deadline) by leaving out which call it is made for.
+ */
+export function strictestContext(contexts: Iterable<CallContext>): CallContext | undefined {
+  const all = [...contexts];
+  if (all.length <= 1) return all[0];
+  const plugins = new Set<string>();
+  for (const c of all) for (const p of c.chain.slice(0, -1)) plugins.add(p);
+  // Every chain ends with the process's own plugin.
+  const own = all[0]!.chain.at(-1)!;
+  plugins.delete(own);
+  const deadlines = all.flatMap((c) => c.deadline === undefined ? [] : [c.deadline]);
+  return {
+    chain: [...plugins, own],
+    deadline: deadlines.length === 0 ? undefined : Math.min(...deadlines),
+    signal: AbortSignal.any(all.map((c) => c.signal)),
+  };
+}

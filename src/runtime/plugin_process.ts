@@ -5,7 +5,7 @@ import type { LogBudget } from "./log_budget.ts";
 import { PluginLog } from "./plugin_log.ts";
 import { LogGate } from "./log_gate.ts";
 import { callError } from "./call_error.ts";
-import { type CallContext, callContext } from "./call_context.ts";
+import { type CallContext, callContext, strictestContext } from "./call_context.ts";
 import { configureOnStart } from "./configure_handshake.ts";
 import { checkReady } from "./_ready_check.ts";
 import { PluginStreams, type StreamCallOptions } from "./plugin_streams.ts";
@@ -279,10 +279,13 @@ export class PluginProcess implements AsyncDisposable {
 
   /**
    * The call in flight with request `id` (what a `host/plugins.call` of this process names as
-   * its `request`), while it is in flight and only with `keepCallContexts`.
+   * its `request`), only with `keepCallContexts`. An `id` naming none of them gets the
+   * strictest of all its calls in flight (`strictestContext`), and `undefined` only when none
+   * is in flight.
    */
   callContext(id: unknown): CallContext | undefined {
-    return typeof id === "number" ? this.#callContexts.get(id) : undefined;
+    const named = typeof id === "number" ? this.#callContexts.get(id) : undefined;
+    return named ?? strictestContext(this.#callContexts.values());
   }
 
   /**
