@@ -73,7 +73,7 @@ export function generateTypes(plugin: TypedPlugin): string {
     const optional = spec.params === undefined || acceptsNull(spec.params);
     const key = IDENT.test(method) ? method : JSON.stringify(method);
     members.push(
-      `  /** Calls ${plugin.name}.${method}. */`,
+      `  /** Calls ${plugin.name}.${commentSafe(JSON.stringify(method))}. */`,
       `  ${key}(params${
         optional ? "?" : ""
       }: ${params}, options?: CallOptions): Promise<${result}>;`,
@@ -103,7 +103,7 @@ function acceptsNull(schema: unknown, defs?: Record<string, unknown>, depth = 0)
   if (Object.hasOwn(schema, "const") && schema.const !== null) return false;
   if (Array.isArray(schema.enum) && !schema.enum.includes(null)) return false;
   if (typeof schema.$ref === "string") {
-    const target = root[decodeURIComponent(schema.$ref.replace(/^#\/\$defs\//, ""))];
+    const target = root[schema.$ref.replace(/^#\/\$defs\//, "")];
     if (!sub(target)) return false;
   }
   if (Array.isArray(schema.allOf) && !schema.allOf.every(sub)) return false;
@@ -118,12 +118,23 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
+/**
+ * `text` made safe inside a `/** ... *\/` comment: no `*\/` to end it early, and (unless
+ * `lines`) no line terminator, so what a manifest says can only ever be comment text.
+ */
+function commentSafe(text: string, lines = false): string {
+  const safe = text.replaceAll("*/", "*\\/");
+  return lines
+    ? safe.replace(/\r\n?|[\u2028\u2029]/g, "\n")
+    : safe.replace(/[\r\n\u2028\u2029]/g, " ");
+}
+
 function doc(schema: unknown, indent: string): string[] {
   if (!isObject(schema)) return [];
   const parts = [schema.title, schema.description].filter((s) => typeof s === "string");
   if (schema.deprecated === true) parts.push("@deprecated");
   if (parts.length === 0) return [];
-  const text = parts.join("\n\n").replaceAll("*/", "*\\/");
+  const text = commentSafe(parts.join("\n\n"), true);
   return [
     `${indent}/**`,
     ...text.split("\n").map((l) => `${indent} * ${l}`.trimEnd()),
@@ -166,7 +177,8 @@ class Generator {
   }
 
   #ref(ref: string): string {
-    const def = decodeURIComponent(ref.replace(/^#\/\$defs\//, ""));
+    // As the validator looks it up: the name as written (no URI decoding).
+    const def = ref.replace(/^#\/\$defs\//, "");
     let name = this.#names.get(def);
     if (name === undefined) {
       name = this.#unique(`${this.#prefix}${pascalCase(def)}`);
