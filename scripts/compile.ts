@@ -14,11 +14,16 @@ const args = [
   "-A",
   // As deno.json's "unstable": the gateway reads request.signal for client disconnects.
   "--unstable-no-legacy-abort",
+  // Manifest `pattern`s run on the host against callers' params: V8's linear-time engine
+  // only (see src/schema/), never the backtracking one.
+  "--v8-flags=--enable-experimental-regexp-engine",
   "--no-check",
   // Not reached by static imports, so not embedded unless named: the SDK (written to disk
   // for plugins at start), the modules Web Workers load, and the checksum job module.
   "--include",
   "src/sdk/",
+  "--include",
+  "src/schema/",
   "--include",
   "src/pool/_worker.ts",
   "--include",
