@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { PluginConfigError } from "../src/host/mod.ts";
+import { Gateway } from "../src/server/mod.ts";
 import { captureLogs, FIXTURE_PLUGINS, makeHome, readUntil, waitFor } from "./_helpers.ts";
 
 const CONFIGURED = join(FIXTURE_PLUGINS, "configured");
@@ -59,7 +60,8 @@ Deno.test("a config failing the schema stops the plugin from starting, naming th
   const cases = [
     [
       { token: "short" },
-      "plugins.configured.config.token: expected a string of at least 8 characters, got 5",
+      // Not how long the secret is: that narrows it down.
+      "plugins.configured.config.token: expected a string of at least 8 characters; fix it",
     ],
     [
       { retries: "hunter2-secret" },
@@ -81,6 +83,7 @@ Deno.test("a config failing the schema stops the plugin from starting, naming th
     const info = host.plugins().find((p) => p.name === "configured")!;
     assert.equal(info.state, "failed");
     assert.ok(info.error?.startsWith(`plugin configured: invalid config: ${problem}`), info.error);
+    assert.doesNotMatch(info.error!, /got \d/);
     for (const value of Object.values(extra)) assert.ok(!info.error!.includes(value), info.error);
     await assert.rejects(host.call("configured", "describe"), (e: unknown) => {
       assert.ok((e as Error).cause instanceof PluginConfigError, String(e));
@@ -278,4 +281,165 @@ Deno.test("a reload whose new config.schema refuses the config is refused; the r
     (await host.call("configured", "describe") as { tokenLength: number }).tokenLength,
     TOKEN.length,
   );
+});
+
+/** A manifest for the `configured` fixture with `schema` as its config.schema (YAML). */
+function manifestWith(schema: string | undefined): () => string {
+  return () =>
+    "plugin: { name: configured, version: 1.0.0, entrypoint: ./main.ts }\n" +
+    (schema === undefined ? "" : `config:\n  schema:\n${schema.replace(/^/gm, "    ")}\n`) +
+    "methods:\n  describe: { idempotent: true }\n";
+}
+
+/** `plugins inspect configured --json` and `config check --json`, run as the CLI. */
+async function showBoth(home: { configPath: string }) {
+  const inspect = memoryIo();
+  const inspectCode = await runCli(
+    ["--config", home.configPath, "plugins", "inspect", "configured", "--json"],
+    inspect,
+  );
+  const check = memoryIo();
+  const checkCode = await runCli(["--config", home.configPath, "config", "check", "--json"], check);
+  return {
+    inspectCode,
+    checkCode,
+    inspect: inspect.stdout + inspect.stderr,
+    check: check.stdout + check.stderr,
+    shown: inspectCode === 0 ? JSON.parse(inspect.stdout).config : undefined,
+    checked: checkCode === 0 ? JSON.parse(check.stdout) : undefined,
+  };
+}
+
+Deno.test("inspect and config check mask a 40-level tree of writeOnly secrets at every level", async () => {
+  let tree: Record<string, unknown> = { secret: "LEVEL40-SECRET" };
+  for (let i = 39; i >= 1; i--) tree = { secret: `LEVEL${i}-SECRET`, child: tree };
+  await using home = await makeHome({ plugins: { configured: { config: { tree } } } });
+  await home.addPlugin(CONFIGURED, {
+    manifest: manifestWith(
+      "type: object\n$defs:\n  node:\n    type: object\n    properties:\n" +
+        "      secret: { type: string, writeOnly: true }\n" +
+        '      child: { $ref: "#/$defs/node" }\nproperties:\n  tree: { $ref: "#/$defs/node" }',
+    ),
+  });
+  const r = await showBoth(home);
+  assert.equal(r.inspectCode, 0, r.inspect);
+  assert.equal(r.checkCode, 0, r.check);
+  assert.doesNotMatch(r.inspect, /LEVEL\d+-SECRET/);
+  assert.doesNotMatch(r.check, /LEVEL\d+-SECRET/);
+  assert.match(r.inspect, /"config_problem": null/);
+});
+
+Deno.test("inspect and config check resolve $ref names as the validator does: tok%65n, 100%", async () => {
+  for (const name of ["tok%65n", "100%"]) {
+    await using home = await makeHome({
+      plugins: { configured: { config: { token: "PERCENT-SECRET", user: "ann" } } },
+    });
+    await home.addPlugin(CONFIGURED, {
+      manifest: manifestWith(
+        `type: object\n$defs:\n  "${name}": { type: string, writeOnly: true }\n` +
+          `properties:\n  token: { $ref: "#/$defs/${name}" }\n  user: { type: string }`,
+      ),
+    });
+    const r = await showBoth(home);
+    assert.equal(r.inspectCode, 0, r.inspect);
+    assert.equal(r.checkCode, 0, r.check);
+    assert.deepEqual(r.shown, { token: "***", user: "ann" });
+    assert.deepEqual(r.checked.config.plugins.configured.config, { token: "***", user: "ann" });
+    assert.doesNotMatch(r.inspect + r.check, /PERCENT-SECRET|internal error/);
+  }
+});
+
+Deno.test("a config of the wrong shape, or without a schema, is shown with every value as ***", async () => {
+  const config = { keys: ["WRONG-SHAPE-SECRET-1"], user: "ann-literal" };
+  await using home = await makeHome({ plugins: { configured: { config } } });
+  await home.addPlugin(CONFIGURED, {
+    manifest: manifestWith(
+      "type: object\nproperties:\n" +
+        "  keys: { type: object, additionalProperties: { type: string, writeOnly: true } }",
+    ),
+  });
+  const r = await showBoth(home);
+  assert.equal(r.inspectCode, 0, r.inspect);
+  assert.deepEqual(r.shown, { keys: ["***"], user: "***" });
+  assert.match(r.inspect, /"config_problem": "plugins\.configured\.config\.keys: expected object/);
+  assert.notEqual(r.checkCode, 0);
+  assert.doesNotMatch(r.inspect + r.check, /WRONG-SHAPE-SECRET|ann-literal/);
+  // No config.schema: nothing says which values are secret.
+  await using bare = await makeHome({ plugins: { configured: { config } } });
+  await bare.addPlugin(CONFIGURED, { manifest: manifestWith(undefined) });
+  const b = await showBoth(bare);
+  assert.equal(b.checkCode, 0, b.check);
+  assert.deepEqual(b.shown, { keys: ["***"], user: "***" });
+  assert.deepEqual(b.checked.config.plugins.configured.config, { keys: ["***"], user: "***" });
+  assert.doesNotMatch(b.inspect + b.check, /WRONG-SHAPE-SECRET|ann-literal/);
+});
+
+Deno.test("config check masks the config of a plugin it could not read, and lists it as not checked", async () => {
+  const config = { token: "LITERAL-TOKEN-VALUE", nested: { apiKey: "${PLUGSCONC_TEST_API_KEY}" } };
+  await using home = await makeHome({
+    plugins: { configured: { config }, ghost: { config: { a: { b: "GHOST-LITERAL" } } } },
+  });
+  await home.addPlugin(CONFIGURED, {
+    manifest: (t) => t.replace("describe: { idempotent: true }", "describe: { idempotnt: true }"),
+  });
+  const r = await showBoth(home);
+  assert.equal(r.checkCode, 0, r.check);
+  assert.deepEqual(r.checked.config.plugins.configured.config, {
+    token: "***",
+    nested: { apiKey: "***" },
+  });
+  assert.deepEqual(r.checked.config.plugins.ghost.config, { a: { b: "***" } });
+  assert.equal(r.checked.unchecked.length, 1);
+  assert.equal(r.checked.unchecked[0].dir, join(home.dir, "plugins", "configured"));
+  assert.equal(r.checked.unchecked[0].error.code, "MANIFEST_INVALID");
+  assert.doesNotMatch(r.check, new RegExp(`LITERAL-TOKEN-VALUE|GHOST-LITERAL|${API_KEY}`));
+  const human = memoryIo();
+  assert.equal(await runCli(["--config", home.configPath, "config", "check"], human), 0);
+  assert.match(human.stdout, /not checked: .*configured: .*idempotnt/);
+  // A plugins folder that cannot be read (here: a file) is reported the same way.
+  await Deno.remove(join(home.dir, "plugins"), { recursive: true });
+  await Deno.writeTextFile(join(home.dir, "plugins"), "not a folder");
+  const f = await showBoth(home);
+  assert.equal(f.checkCode, 0, f.check);
+  assert.deepEqual(f.checked.config.plugins.configured.config, {
+    token: "***",
+    nested: { apiKey: "***" },
+  });
+  assert.equal(f.checked.unchecked[0].dir, join(home.dir, "plugins"));
+  assert.equal(f.checked.unchecked[0].error.code, "PLUGINS_DIR");
+  assert.doesNotMatch(f.check, /LITERAL-TOKEN-VALUE|GHOST-LITERAL/);
+});
+
+Deno.test("an invalid writeOnly value is reported without its length, in every output", async () => {
+  const short = "SHORT-SECRET";
+  const bearer = "config-test-token-0123456789abcdef";
+  await using home = await makeHome({ ...configFor({ token: short }), server: { token: bearer } });
+  await home.addPlugin(CONFIGURED, {
+    manifest: (t) => t.replace("minLength: 8", "minLength: 40"),
+  });
+  const r = await showBoth(home);
+  const problem = "plugins.configured.config.token: expected a string of at least 40 characters";
+  assert.match(r.inspect, new RegExp(problem));
+  assert.match(r.check, new RegExp(problem));
+  await using host = await home.startHost();
+  const error = host.plugins()[0]!.error ?? "";
+  assert.match(error, new RegExp(problem));
+  await using gateway = await Gateway.start(host, { listen: "127.0.0.1:0" });
+  const res = await fetch(`${gateway.url}/v1/plugins/configured`, {
+    headers: { authorization: `Bearer ${bearer}` },
+  });
+  const api = await res.text();
+  assert.match(api, new RegExp(problem));
+  for (const text of [r.inspect, r.check, error, api]) {
+    assert.doesNotMatch(text, new RegExp(`got ${short.length}|${short}`), text);
+    assertNoSecret(text, "an invalid config's problem");
+  }
+  // ${VAR} values of a config that fails its schema are masked, with every other value.
+  assert.deepEqual(r.shown, {
+    endpoint: "***",
+    token: "***",
+    apiKey: "***",
+    retries: "***",
+    nested: { password: "***" },
+  });
 });

@@ -1,19 +1,27 @@
 import type { Command } from "commander";
 import { ConfigError, loadConfig, type LoadedConfig, maskSecrets } from "../config/mod.ts";
-import { PlugsconcError } from "../errors/mod.ts";
-import { configProblem, shownConfig } from "../host/mod.ts";
+import { errorToJSON, PlugsconcError } from "../errors/mod.ts";
+import { configProblem } from "../host/mod.ts";
 import { discoverPlugins, type PluginDescriptor } from "../manifest/mod.ts";
+import { maskConfig } from "../schema/config_secrets.ts";
 import { effectivePolicy, explainPolicy } from "../pipeline/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 
-/** `config check [path] [--json]`: validates a config file; `--json` prints the effective config. */
+/**
+ * `config check [path] [--json]`: validates a config file; `--json` prints the effective config.
+ * Plugin folders whose manifest cannot be read (and a plugins folder that cannot be read) do
+ * not fail the check, which is about the config file, but are listed under `unchecked`: their
+ * plugin's config was not checked, and is shown with every value as `***`.
+ */
 export function registerConfigCheck(parent: Command, ctx: CliContext): void {
   parent
     .command("check")
     .description(
       "validate a config file (default: --config); --json prints the effective config with " +
-        "defaults and expanded values, values from ${VAR} masked as ***",
+        "defaults and expanded values, secrets (${VAR} values, writeOnly fields, all of a " +
+        "plugin config that fails or has no config.schema) masked as ***; plugin folders " +
+        "that could not be read are listed as not checked",
     )
     .argument("[path]", "config file to check")
     .option("--json", "print the effective config (or the error) as JSON on stdout")
@@ -25,10 +33,19 @@ export function registerConfigCheck(parent: Command, ctx: CliContext): void {
           optional: path === undefined && !globals.configExplicit,
         });
         // The call policy of each plugin found: config defaults, overrides and its manifest.
-        // A plugins folder that is missing or unreadable is not the config's error here.
-        const { plugins } = await discoverPlugins(loaded.config.dirs.plugins, {
+        // A plugins folder that is unreadable is not the config's error here, but is reported.
+        const { plugins, unchecked } = await discoverPlugins(loaded.config.dirs.plugins, {
           hostVersion: VERSION,
-        }).catch(() => ({ plugins: [] }));
+        }).then(
+          (d) => ({
+            plugins: d.plugins,
+            unchecked: d.invalid.map((i) => ({ dir: i.dir, error: i.error as unknown })),
+          }),
+          (e: unknown) => ({
+            plugins: [] as PluginDescriptor[],
+            unchecked: [{ dir: loaded.config.dirs.plugins, error: e }],
+          }),
+        );
         const policies = Object.fromEntries(
           plugins.map((p) => [p.name, effectivePolicy(loaded.config, p)]),
         );
@@ -37,7 +54,13 @@ export function registerConfigCheck(parent: Command, ctx: CliContext): void {
         if (opts.json) {
           ctx.io.out(
             JSON.stringify(
-              { ok: true, file: loaded.file ?? null, config: masked(loaded, plugins), policies },
+              {
+                ok: true,
+                file: loaded.file ?? null,
+                config: masked(loaded, plugins),
+                policies,
+                unchecked: unchecked.map((u) => ({ dir: u.dir, error: errorToJSON(u.error) })),
+              },
               null,
               2,
             ) + "\n",
@@ -50,6 +73,9 @@ export function registerConfigCheck(parent: Command, ctx: CliContext): void {
               `  policy:      ${c.security.policy}\n  log level:   ${c.logging.level}\n` +
               Object.entries(policies).map(([name, p]) =>
                 `\nplugin ${name}:\n` + explainPolicy(p).trimEnd().replace(/^/gm, "  ") + "\n"
+              ).join("") +
+              unchecked.map((u) =>
+                `\nnot checked: ${u.dir}: ${messageOf(u.error).split("\n").join(" ")}\n`
               ).join(""),
           );
         }
@@ -62,14 +88,27 @@ export function registerConfigCheck(parent: Command, ctx: CliContext): void {
     });
 }
 
-/** `maskSecrets`, and fields a plugin's `config.schema` marks `writeOnly` as `***` too. */
+/**
+ * `maskSecrets` (every value of a plugin's config as `***`), then the config of each plugin
+ * found shown by `maskConfig`: its values, but its secrets as `***`, when it passes the
+ * plugin's `config.schema`.
+ */
 function masked(loaded: LoadedConfig, plugins: readonly PluginDescriptor[]): unknown {
   const out = maskSecrets(loaded) as { plugins?: Record<string, { config?: unknown }> };
   for (const p of plugins) {
     const entry = out.plugins?.[p.name];
-    if (entry?.config !== undefined) entry.config = shownConfig(loaded, p.name, p);
+    if (entry?.config === undefined) continue;
+    entry.config = maskConfig(loaded.config.plugins[p.name]?.config, {
+      schema: p.manifest.config.schema,
+      fromEnv: loaded.fromEnv,
+      at: ["plugins", p.name, "config"],
+    });
   }
   return out;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Refuses a config whose `plugins.<name>.config` fails that plugin's `config.schema`. */

@@ -1,13 +1,14 @@
 import type { Command } from "commander";
 import { appendAuditEvent } from "../audit/mod.ts";
 import { loadConfig, type LoadedConfig } from "../config/mod.ts";
-import { configProblem, shownConfig } from "../host/mod.ts";
+import { configProblem } from "../host/mod.ts";
 import { errorToJSON } from "../errors/mod.ts";
 import { assertVerified, verifyPlugin, type VerifyStatus } from "../integrity/mod.ts";
 import { WorkerPool } from "../pool/mod.ts";
 import { discoverPlugins, type PluginDescriptor } from "../manifest/mod.ts";
 import { effectivePolicy, explainPolicy } from "../pipeline/mod.ts";
 import { checkGrantSymlinks, explainSandbox } from "../sandbox/mod.ts";
+import { maskConfig } from "../schema/config_secrets.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { setupCommandLogging } from "./host_logging.ts";
@@ -154,8 +155,13 @@ export function registerPlugins(program: Command, ctx: CliContext): Command {
                 : { error: errorToJSON(checksum.error) },
               grants: compiled.grants,
               policy: effectivePolicy(config, plugin),
-              // plugins.<name>.config with secrets (${VAR}, writeOnly fields) as ***.
-              config: shownConfig(loaded, plugin.name, plugin) ?? null,
+              // plugins.<name>.config with secrets (${VAR}, writeOnly fields) as ***; every
+              // value as *** when it fails its config.schema or there is none.
+              config: maskConfig(loaded.config.plugins[plugin.name]?.config, {
+                schema: plugin.manifest.config.schema,
+                fromEnv: loaded.fromEnv,
+                at: ["plugins", plugin.name, "config"],
+              }) ?? null,
               config_problem: configProblem(plugin, config) ?? null,
             },
             null,

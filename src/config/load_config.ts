@@ -1,4 +1,5 @@
 import { dirname, isAbsolute, resolve } from "node:path";
+import { maskLeaves } from "../schema/config_secrets.ts";
 import { ConfigError } from "./config_error.ts";
 import { type EnvLookup, expandEnv } from "./env_expand.ts";
 import { type Config, ConfigSchema } from "./schema.ts";
@@ -123,7 +124,11 @@ function resolvePaths(config: Config, baseDir: string): Config {
   };
 }
 
-/** A copy of `config` with every value that came from the environment replaced by `***`. */
+/**
+ * A copy of `config` with every value that came from the environment replaced by `***`, and
+ * every value of each `plugins.<name>.config` too: only its plugin's `config.schema` says which
+ * of them are secret, so a caller that has it shows them with `maskConfig` instead.
+ */
 export function maskSecrets(loaded: LoadedConfig): unknown {
   const copy = structuredClone(loaded.config) as Record<PropertyKey, unknown>;
   for (const path of loaded.fromEnv) {
@@ -139,6 +144,10 @@ export function maskSecrets(loaded: LoadedConfig): unknown {
     }
   }
   // Secrets written into the file itself are masked too: they are secrets wherever they came from.
+  const plugins = copy.plugins as Record<string, { config?: unknown } | undefined> | undefined;
+  for (const entry of Object.values(plugins ?? {})) {
+    if (entry?.config !== undefined) entry.config = maskLeaves(entry.config);
+  }
   const server = copy.server as Record<string, unknown> | undefined;
   if (typeof server?.token === "string") server.token = "***";
   const nats = (copy.remote as { nats?: Record<string, unknown> } | undefined)?.nats;

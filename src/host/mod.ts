@@ -16,7 +16,6 @@ export {
   configProblem,
   type ConfigureParams,
   configureParams,
-  shownConfig,
 } from "./typed_methods.ts";
 export type { PluginHostOptions } from "./plugin_host_options.ts";
 export type { HeldReload, InstanceInfo, PluginInfo, PluginInfoState } from "./plugin_info.ts";

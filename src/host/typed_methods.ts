@@ -1,7 +1,6 @@
 import { getLogger } from "@logtape/logtape";
-import type { Config, LoadedConfig } from "../config/mod.ts";
+import type { Config } from "../config/mod.ts";
 import type { PluginDescriptor } from "../manifest/mod.ts";
-import { maskPaths, maskWriteOnly } from "../schema/config_secrets.ts";
 import { compileSchema, type Validator } from "../schema/json_schema.ts";
 import { InvalidParamsError, PluginConfigError } from "./typed_method_errors.ts";
 
@@ -116,25 +115,4 @@ export function configProblem(plugin: PluginDescriptor, config: Config): string 
     if (e instanceof PluginConfigError) return e.details.problem as string;
     throw e;
   }
-}
-
-/**
- * `plugins.<name>.config` as it may be shown (`inspect`, `config check`): values that came
- * from `${VAR}` and fields the manifest's `config.schema` marks `writeOnly: true` are `***`.
- * `undefined` when the config has none.
- */
-export function shownConfig(
-  loaded: LoadedConfig,
-  name: string,
-  plugin?: PluginDescriptor,
-): unknown {
-  const value = loaded.config.plugins[name]?.config;
-  if (value === undefined) return undefined;
-  const prefix = ["plugins", name, "config"];
-  const fromEnv = loaded.fromEnv
-    .filter((p) => p.length >= prefix.length && prefix.every((k, i) => p[i] === k))
-    .map((p) => p.slice(prefix.length));
-  const masked = maskPaths(value, fromEnv);
-  const schema = plugin?.manifest.config.schema;
-  return schema === undefined ? masked : maskWriteOnly(masked, schema);
 }

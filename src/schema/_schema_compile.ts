@@ -8,7 +8,7 @@ import {
   isMultiple,
   isObject,
   preview,
-  REF,
+  refName,
   SCHEMA_LIMITS,
   typeOf,
 } from "./_schema_util.ts";
@@ -44,7 +44,7 @@ export function compileNode(s: unknown, ctx: CompileContext): Check {
   const show = (v: unknown) => ctx.redact ? typeOf(v) : preview(v);
 
   if (o.$ref !== undefined) {
-    const name = REF.exec(o.$ref as string)![1]!;
+    const name = refName(o.$ref)!;
     let target: Check | undefined;
     checks.push((v) => {
       // Resolved on first use: definitions may refer to each other (and to themselves).
@@ -86,7 +86,7 @@ export function compileNode(s: unknown, ctx: CompileContext): Check {
   }
   compileObject(o, ctx, checks);
   compileArray(o, ctx, checks);
-  compileString(o, show, checks);
+  compileString(o, ctx.redact, show, checks);
   compileNumber(o, show, checks);
   compileCombinators(o, ctx, checks);
 
@@ -152,10 +152,10 @@ function compileObject(o: Record<string, unknown>, ctx: CompileContext, checks: 
       }
     }
     if (minP !== undefined && count < minP) {
-      return failure(`expected at least ${minP} properties, got ${count}`);
+      return failure(`expected at least ${minP} properties${got(ctx, count)}`);
     }
     if (maxP !== undefined && count > maxP) {
-      return failure(`expected at most ${maxP} properties, got ${count}`);
+      return failure(`expected at most ${maxP} properties${got(ctx, count)}`);
     }
     return undefined;
   });
@@ -172,10 +172,10 @@ function compileArray(o: Record<string, unknown>, ctx: CompileContext, checks: C
   checks.push((v) => {
     if (!Array.isArray(v)) return undefined;
     if (minI !== undefined && v.length < minI) {
-      return failure(`expected at least ${minI} items, got ${v.length}`);
+      return failure(`expected at least ${minI} items${got(ctx, v.length)}`);
     }
     if (maxI !== undefined && v.length > maxI) {
-      return failure(`expected at most ${maxI} items, got ${v.length}`);
+      return failure(`expected at most ${maxI} items${got(ctx, v.length)}`);
     }
     for (let i = 0; i < v.length; i++) {
       const c = i < prefix.length ? prefix[i] : items;
@@ -192,6 +192,7 @@ function compileArray(o: Record<string, unknown>, ctx: CompileContext, checks: C
 
 function compileString(
   o: Record<string, unknown>,
+  redact: boolean,
   show: (v: unknown) => string,
   checks: Check[],
 ): void {
@@ -205,11 +206,15 @@ function compileString(
     // most twice it, so most strings need no count.
     if (minL !== undefined && v.length < 2 * minL) {
       const n = v.length < minL ? v.length : codePoints(v);
-      if (n < minL) return failure(`expected a string of at least ${minL} characters, got ${n}`);
+      if (n < minL) {
+        return failure(`expected a string of at least ${minL} characters${got({ redact }, n)}`);
+      }
     }
     if (maxL !== undefined && v.length > maxL) {
       const n = codePoints(v);
-      if (n > maxL) return failure(`expected a string of at most ${maxL} characters, got ${n}`);
+      if (n > maxL) {
+        return failure(`expected a string of at most ${maxL} characters${got({ redact }, n)}`);
+      }
     }
     if (pattern !== undefined && !pattern.test(v)) {
       return failure(`expected a string matching /${clip(pattern.source, 60)}/, got ${show(v)}`);
@@ -287,9 +292,12 @@ function compileCombinators(
         else first ??= f;
       }
       if (matched === 1) return undefined;
-      return matched === 0
-        ? noneOf("oneOf", one.length, first!)
-        : failure(`matches ${matched} of the oneOf alternatives, expected exactly one`);
+      if (matched === 0) return noneOf("oneOf", one.length, first!);
+      return failure(
+        ctx.redact
+          ? "matches more than one of the oneOf alternatives, expected exactly one"
+          : `matches ${matched} of the oneOf alternatives, expected exactly one`,
+      );
     });
   }
   if (not !== undefined) {
@@ -297,6 +305,14 @@ function compileCombinators(
       not(v) === undefined ? failure("must not match the schema under not") : undefined
     );
   }
+}
+
+/**
+ * `, got <count>` for a length or size, or nothing when redacting: the length of a secret
+ * (a token, a password) narrows it down, so a redacted message says only what was expected.
+ */
+function got(ctx: { readonly redact: boolean }, count: number): string {
+  return ctx.redact ? "" : `, got ${count}`;
 }
 
 function noneOf(keyword: string, n: number, first: Failure): Failure {

@@ -17,6 +17,24 @@ export const SCHEMA_LIMITS = {
 /** A local reference: `#/$defs/<name>`. */
 export const REF = /^#\/\$defs\/([^/~]+)$/;
 
+/**
+ * The definition name of a local `$ref` (`#/$defs/<name>`), taken exactly as written (no
+ * percent- or pointer-decoding), or `undefined` when `ref` is not one. The compiler and the
+ * secret masker resolve through this (and the checker by the same {@linkcode REF} and an
+ * own-property lookup), so they agree on every name.
+ */
+export function refName(ref: unknown): string | undefined {
+  return typeof ref === "string" ? REF.exec(ref)?.[1] : undefined;
+}
+
+/** The definition `ref` names in `defs` (own properties only), or `undefined`. */
+export function resolveRef(defs: Record<string, unknown> | undefined, ref: unknown): unknown {
+  const name = refName(ref);
+  return name !== undefined && defs !== undefined && Object.hasOwn(defs, name)
+    ? defs[name]
+    : undefined;
+}
+
 /** A JSON object (not null, not an array). */
 export function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);

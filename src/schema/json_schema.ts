@@ -44,8 +44,10 @@ export interface CompileOptions {
   /** The name of the value's root in messages. Default `"value"`. */
   readonly root?: string;
   /**
-   * Never show the value in messages (only its type): for config, whose values may be
-   * secrets. Default `false`.
+   * Never show the value in messages, only its type: no value, no length (of a string, an
+   * array, an object), no count of matching `oneOf` alternatives. For config, whose values
+   * may be secrets (`writeOnly`, or from `${VAR}`, which the validator cannot tell apart), so
+   * every value is treated as one. Default `false`.
    */
   readonly redact?: boolean;
 }

@@ -195,3 +195,37 @@ Deno.test("checkSchema() enforces the depth and size limits", () => {
   assertStringIncludes(checkSchema({ pattern: "a".repeat(1001) })!, "longer than 1000");
   assert.throws(() => compileSchema({ if: {} }), /unsupported keyword "if"/);
 });
+
+Deno.test("compileSchema() with redact tells no length, size, value or match count of a value", () => {
+  const secret = "s3cr3t-value-12";
+  const cases: [unknown, unknown, string][] = [
+    [{ minLength: 40 }, secret, "value: expected a string of at least 40 characters"],
+    [{ maxLength: 3 }, secret, "value: expected a string of at most 3 characters"],
+    [{ minItems: 3 }, [secret], "value: expected at least 3 items"],
+    [{ maxItems: 0 }, [secret], "value: expected at most 0 items"],
+    [{ minProperties: 2 }, { a: secret }, "value: expected at least 2 properties"],
+    [{ maxProperties: 0 }, { a: secret }, "value: expected at most 0 properties"],
+    [{ enum: ["a", "b"] }, secret, 'value: expected one of "a", "b", got string'],
+    [{ const: "a" }, secret, 'value: expected "a", got string'],
+    [{ pattern: "^x" }, secret, "value: expected a string matching /^x/, got string"],
+    [{ minimum: 100 }, 42, "value: expected a number >= 100, got integer"],
+    [{ multipleOf: 5 }, 42, "value: expected a multiple of 5, got integer"],
+    [
+      { oneOf: [{ type: "string" }, { minLength: 1 }, { pattern: "s" }] },
+      secret,
+      "value: matches more than one of the oneOf alternatives, expected exactly one",
+    ],
+    [
+      { anyOf: [{ minLength: 40 }, { type: "integer" }] },
+      secret,
+      "value: matches none of the 2 anyOf alternatives (the first says: expected a string of " +
+      "at least 40 characters)",
+    ],
+  ];
+  for (const [schema, value, message] of cases) {
+    assertEquals(compileSchema(schema, { redact: true })(value), message);
+    // Without redact the counts stay: they help with values that are not secret.
+    const plain = compileSchema(schema)(value)!;
+    if (/characters|items|properties|oneOf/.test(message)) assertMatch(plain, /got \d|matches \d/);
+  }
+});
