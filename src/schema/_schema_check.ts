@@ -1,5 +1,5 @@
 /** Checks that a schema stays within the supported subset. @module */
-import { describe, isObject, REF, SCHEMA_LIMITS } from "./_schema_util.ts";
+import { describe, isObject, LINEAR_REGEXP, REF, SCHEMA_LIMITS } from "./_schema_util.ts";
 
 const TYPES = new Set(["null", "boolean", "object", "array", "number", "integer", "string"]);
 const ANNOTATIONS = new Set([
@@ -141,9 +141,21 @@ export function checkNode(
           fail(`pattern is longer than ${SCHEMA_LIMITS.maxPattern} characters`, at(key));
         }
         try {
-          new RegExp(v as string, "u");
+          // No `u` flag: V8's linear-time engine does not take it (see LINEAR_REGEXP).
+          new RegExp(v as string);
         } catch (e) {
           fail(`pattern is not a valid regular expression: ${(e as Error).message}`, at(key));
+        }
+        if (LINEAR_REGEXP) {
+          try {
+            new RegExp(v as string, "l");
+          } catch {
+            fail(
+              "pattern cannot run in linear time (backreferences and lookaround are not " +
+                "supported)",
+              at(key),
+            );
+          }
         }
         break;
       case "$defs":

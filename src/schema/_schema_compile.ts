@@ -7,6 +7,8 @@ import {
   hasType,
   isMultiple,
   isObject,
+  LINEAR_REGEXP,
+  LINEAR_REGEXP_FLAG,
   preview,
   refName,
   SCHEMA_LIMITS,
@@ -26,10 +28,23 @@ export type Check = (value: unknown) => Failure | undefined;
 /** What compiling one schema shares. */
 export interface CompileContext {
   readonly redact: boolean;
+  /** Patterns only with V8's linear-time engine (else a RangeError at compile time). */
+  readonly linearPatterns: boolean;
   readonly defs: Record<string, unknown>;
   readonly compiled: Map<string, Check>;
   refDepth: number;
+  /** Subschema evaluations left for the value being checked. */
+  stepsLeft: number;
+  /**
+   * What each check said of each object or array of the value being checked (new for each
+   * value): `anyOf` branches and `$ref`s that look at the same part again get the answer at
+   * once, so a recursive schema costs what the value's size does, not 2^depth.
+   */
+  memo: WeakMap<object, Map<Check, Failure | undefined>>;
 }
+
+/** Thrown when a value takes more evaluations than its budget (caught by the validator). */
+export class TooComplex extends Error {}
 
 function failure(message: string): Failure {
   return { path: [], message };
@@ -86,19 +101,34 @@ export function compileNode(s: unknown, ctx: CompileContext): Check {
   }
   compileObject(o, ctx, checks);
   compileArray(o, ctx, checks);
-  compileString(o, ctx.redact, show, checks);
+  compileString(o, ctx, show, checks);
   compileNumber(o, show, checks);
   compileCombinators(o, ctx, checks);
 
   if (checks.length === 0) return () => undefined;
-  if (checks.length === 1) return checks[0]!;
-  return (v) => {
+  const run = (v: unknown) => {
     for (const c of checks) {
       const f = c(v);
       if (f !== undefined) return f;
     }
     return undefined;
   };
+  const self: Check = (v) => {
+    if (--ctx.stepsLeft < 0) throw new TooComplex();
+    if (v === null || typeof v !== "object") return run(v);
+    let seen = ctx.memo.get(v);
+    if (seen === undefined) ctx.memo.set(v, seen = new Map());
+    // Copies: the callers add their keys to a failure's path on the way out.
+    if (seen.has(self)) return copy(seen.get(self));
+    const f = run(v);
+    seen.set(self, copy(f));
+    return f;
+  };
+  return self;
+}
+
+function copy(f: Failure | undefined): Failure | undefined {
+  return f === undefined ? undefined : { path: [...f.path], message: f.message };
 }
 
 function compileDef(name: string, ctx: CompileContext): Check {
@@ -192,13 +222,14 @@ function compileArray(o: Record<string, unknown>, ctx: CompileContext, checks: C
 
 function compileString(
   o: Record<string, unknown>,
-  redact: boolean,
+  ctx: CompileContext,
   show: (v: unknown) => string,
   checks: Check[],
 ): void {
+  const { redact } = ctx;
   const minL = o.minLength as number | undefined;
   const maxL = o.maxLength as number | undefined;
-  const pattern = o.pattern === undefined ? undefined : new RegExp(o.pattern as string, "u");
+  const pattern = o.pattern === undefined ? undefined : compilePattern(o.pattern as string, ctx);
   if (minL === undefined && maxL === undefined && pattern === undefined) return;
   checks.push((v) => {
     if (typeof v !== "string") return undefined;
@@ -221,6 +252,24 @@ function compileString(
     }
     return undefined;
   });
+}
+
+/**
+ * A `pattern` as V8's linear-time engine runs it (`l`: time linear in the string's length), or,
+ * without that engine, as the backtracking one does where that is allowed (the SDK checking
+ * its own results). Never with `u`, which the linear engine does not take: both sides match
+ * alike (`.` and classes see UTF-16 code units).
+ */
+function compilePattern(source: string, ctx: CompileContext): RegExp {
+  if (LINEAR_REGEXP) return new RegExp(source, "l");
+  if (ctx.linearPatterns) {
+    throw new RangeError(
+      `pattern /${clip(source, 60)}/ needs V8's linear-time regexp engine: run Deno with ` +
+        `--v8-flags=${LINEAR_REGEXP_FLAG} (or DENO_V8_FLAGS=${LINEAR_REGEXP_FLAG}; the deno ` +
+        "tasks and the compiled binary do)",
+    );
+  }
+  return new RegExp(source);
 }
 
 function compileNumber(

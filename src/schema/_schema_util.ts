@@ -12,7 +12,32 @@ export const SCHEMA_LIMITS = {
   maxPattern: 1_000,
   /** `$ref`s followed at once while checking a value (recursive schemas). */
   maxRefDepth: 128,
+  /**
+   * Subschema evaluations while checking one value: this, plus `stepsPerValue` for each node
+   * (object, array, scalar) of the value. Past it the value is refused as too complex, so an
+   * `anyOf` that tries every branch of every level (2^depth) cannot stall the host.
+   */
+  baseSteps: 10_000,
+  /** See {@linkcode SCHEMA_LIMITS.baseSteps}. */
+  stepsPerValue: 100,
 } as const;
+
+/** The V8 flag that enables the linear-time regexp engine (`new RegExp(p, "l")`). */
+export const LINEAR_REGEXP_FLAG = "--enable-experimental-regexp-engine";
+
+/**
+ * Whether this process runs V8 with {@linkcode LINEAR_REGEXP_FLAG} (the deno tasks set it in
+ * `DENO_V8_FLAGS`): the host checks callers' params against manifest patterns only with it, as
+ * a backtracking engine can take exponential time on a short string (`^(a+)+$`).
+ */
+export const LINEAR_REGEXP: boolean = (() => {
+  try {
+    new RegExp("", "l");
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /** A local reference: `#/$defs/<name>`. */
 export const REF = /^#\/\$defs\/([^/~]+)$/;
@@ -63,10 +88,11 @@ export function hasType(v: unknown, name: string): boolean {
 
 /** Whether `v` is a multiple of `m`, allowing for rounding error. */
 export function isMultiple(v: number, m: number): boolean {
-  const q = v / m;
-  if (Number.isInteger(q)) return true;
-  // 0.3 / 0.1 is 2.9999999999999996: accept a quotient within rounding error of an integer.
-  return Math.abs(q - Math.round(q)) < 1e-9 * Math.max(1, Math.abs(q));
+  if (Number.isInteger(v) && Number.isInteger(m)) return v % m === 0;
+  // 0.3 % 0.1 is 0.09999999999999998: accept a remainder within rounding error of 0 or of m,
+  // relative to m (never to the quotient, which would let big values through).
+  const r = Math.abs(v % m);
+  return Math.min(r, Math.abs(m) - r) <= 1e-9 * Math.abs(m);
 }
 
 /** The length of `s` in code points. */

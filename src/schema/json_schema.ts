@@ -24,10 +24,17 @@
  */
 
 import { checkNode, Problem } from "./_schema_check.ts";
-import { type CompileContext, compileNode } from "./_schema_compile.ts";
-import { formatSchemaPath, formatValuePath, isObject } from "./_schema_util.ts";
+import { type CompileContext, compileNode, TooComplex } from "./_schema_compile.ts";
+import { formatSchemaPath, formatValuePath, isObject, SCHEMA_LIMITS } from "./_schema_util.ts";
 
-export { formatSchemaPath, formatValuePath, SCHEMA_LIMITS, typeOf } from "./_schema_util.ts";
+export {
+  formatSchemaPath,
+  formatValuePath,
+  LINEAR_REGEXP,
+  LINEAR_REGEXP_FLAG,
+  SCHEMA_LIMITS,
+  typeOf,
+} from "./_schema_util.ts";
 
 /** Where a schema breaks the supported subset, and how. */
 export interface SchemaProblem {
@@ -50,6 +57,13 @@ export interface CompileOptions {
    * every value is treated as one. Default `false`.
    */
   readonly redact?: boolean;
+  /**
+   * Run `pattern`s only with V8's linear-time regexp engine (`LINEAR_REGEXP`), and throw a
+   * RangeError saying how to enable it when it is off: for what the host checks (callers'
+   * params, config), where a backtracking pattern would let a short string stall it. `false`
+   * (the SDK, checking its own results) falls back to the backtracking engine. Default `true`.
+   */
+  readonly linearPatterns?: boolean;
 }
 
 /** Checks one value: `undefined` when valid, else a message naming the failing path. */
@@ -104,17 +118,70 @@ export function compileSchema(schema: unknown, options: CompileOptions = {}): Va
   if (problem !== undefined) throw new RangeError(`unsupported JSON Schema: ${problem}`);
   const ctx: CompileContext = {
     redact: options.redact ?? false,
+    linearPatterns: options.linearPatterns ?? true,
     defs: isObject(schema) && isObject(schema.$defs) ? schema.$defs : {},
     compiled: new Map(),
     refDepth: 0,
+    stepsLeft: 0,
+    memo: new WeakMap(),
   };
   const check = compileNode(schema, ctx);
   const root = options.root ?? "value";
   return (value) => {
+    const size = scan(value);
+    if (typeof size !== "number") {
+      return `${root}${formatValuePath(size.path)}: expected a finite number, got ${size.what}`;
+    }
     ctx.refDepth = 0;
-    const failure = check(value);
+    ctx.stepsLeft = SCHEMA_LIMITS.baseSteps + SCHEMA_LIMITS.stepsPerValue * size;
+    ctx.memo = new WeakMap();
+    let failure;
+    try {
+      failure = check(value);
+    } catch (e) {
+      if (!(e instanceof TooComplex)) throw e;
+      return `${root}: too complex to check against its schema (more than ${
+        SCHEMA_LIMITS.baseSteps + SCHEMA_LIMITS.stepsPerValue * size
+      } subschema checks for ${size} values); simplify the value or the schema`;
+    }
     return failure === undefined
       ? undefined
       : `${root}${formatValuePath(failure.path)}: ${failure.message}`;
   };
+}
+
+/**
+ * The number of nodes of `value` (objects, arrays and scalars), or the path of a number that is
+ * not finite (`1e999` in JSON parses to Infinity, which would be sent on as null: the value
+ * checked would not be the value sent). Iterative: a value may nest deeper than the stack.
+ */
+function scan(value: unknown): number | { path: (string | number)[]; what: string } {
+  if (typeof value === "number" && !Number.isFinite(value)) return { path: [], what: `${value}` };
+  if (value === null || typeof value !== "object") return 1;
+  // Containers only, each with its parent's index and its key (for the path of a bad number).
+  const frames: { v: object; parent: number; key: string | number }[] = [
+    { v: value, parent: -1, key: "" },
+  ];
+  const todo = [0];
+  let nodes = 1;
+  const pathTo = (i: number, last: string | number) => {
+    const path = [last];
+    for (let f = frames[i]!; f.parent >= 0; f = frames[f.parent]!) path.unshift(f.key);
+    return path;
+  };
+  while (todo.length > 0) {
+    const i = todo.pop()!;
+    const v = frames[i]!.v as Record<string | number, unknown>;
+    const keys: (string | number)[] = Array.isArray(v) ? v.map((_, k) => k) : Object.keys(v);
+    for (const k of keys) {
+      const x = v[k];
+      nodes++;
+      if (typeof x === "number" && !Number.isFinite(x)) return { path: pathTo(i, k), what: `${x}` };
+      if (x !== null && typeof x === "object") {
+        frames.push({ v: x, parent: i, key: k });
+        todo.push(frames.length - 1);
+      }
+    }
+  }
+  return nodes;
 }

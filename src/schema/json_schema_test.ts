@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { checkSchema, compileSchema, schemaProblem } from "./json_schema.ts";
+import {
+  checkSchema,
+  compileSchema,
+  LINEAR_REGEXP,
+  LINEAR_REGEXP_FLAG,
+  schemaProblem,
+} from "./json_schema.ts";
 
 const assertEquals = (a: unknown, b: unknown) => assert.deepEqual(a, b);
 const assertMatch = (a: string, re: RegExp) => assert.match(a, re);
@@ -228,4 +234,89 @@ Deno.test("compileSchema() with redact tells no length, size, value or match cou
     const plain = compileSchema(schema)(value)!;
     if (/characters|items|properties|oneOf/.test(message)) assertMatch(plain, /got \d|matches \d/);
   }
+});
+
+/** An expression tree: each node is `add` or `mul` of sub-expressions, or a number. */
+const EXPR = {
+  $defs: {
+    expr: {
+      anyOf: ["add", "mul"].map((op) => ({
+        type: "object",
+        required: ["op", "args"],
+        properties: { op: { const: op }, args: { type: "array", items: { $ref: "#/$defs/expr" } } },
+      })).concat([{ type: "number" } as never]),
+    },
+  },
+  $ref: "#/$defs/expr",
+};
+
+Deno.test("compileSchema() checks a recursive anyOf in time linear in the value, not 2^depth", () => {
+  const check = compileSchema(EXPR, { root: "params" });
+  // "args" before "op": each branch would check the whole subtree before its op fails.
+  let deep: unknown = 1;
+  for (let i = 0; i < 60; i++) deep = { args: [deep, 2], op: "mul" };
+  assert.equal(check(JSON.parse(JSON.stringify(deep))), undefined);
+  let bad: unknown = "x";
+  for (let i = 0; i < 60; i++) bad = { args: [bad], op: "mul" };
+  assert.match(check(bad)!, /^params: matches none of the 3 anyOf alternatives/);
+});
+
+Deno.test("compileSchema() refuses a value that needs more checks than its size allows", () => {
+  // A chain of $defs each trying the next twice: 2^40 evaluations for any one value.
+  const defs: Record<string, unknown> = { d40: { type: "string" } };
+  for (let i = 39; i >= 0; i--) {
+    defs[`d${i}`] = { anyOf: [{ $ref: `#/$defs/d${i + 1}` }, { $ref: `#/$defs/d${i + 1}` }] };
+  }
+  const check = compileSchema({ $defs: defs, $ref: "#/$defs/d0" }, { root: "params" });
+  assert.match(check(1)!, /^params: too complex to check against its schema \(more than 10100 /);
+  assert.equal(check("x"), undefined); // the first branch of each level matches
+  // A big value gets a budget to match: 20,000 objects of 3 properties each pass.
+  const rows = compileSchema({
+    type: "array",
+    items: {
+      type: "object",
+      required: ["id"],
+      properties: { id: { type: "integer" }, name: { type: "string" }, on: { type: "boolean" } },
+    },
+  });
+  const big = Array.from({ length: 20_000 }, (_, id) => ({ id, name: `n${id}`, on: true }));
+  assert.equal(rows(big), undefined);
+});
+
+Deno.test("compileSchema() runs patterns in linear time (V8's linear engine), or says how to get it", () => {
+  const schema = { type: "string", pattern: "^(a+)+$" };
+  if (!LINEAR_REGEXP) {
+    assert.throws(() => compileSchema(schema), new RegExp(LINEAR_REGEXP_FLAG));
+    assert.equal(compileSchema({ pattern: "^a" }, { linearPatterns: false })("ab"), undefined);
+    throw new Error(
+      `run the tests with DENO_V8_FLAGS=${LINEAR_REGEXP_FLAG} (deno task test does): the ` +
+        "linear engine is what the host runs patterns with",
+    );
+  }
+  const check = compileSchema(schema, { root: "params" });
+  assert.match(check("a".repeat(50_000) + "!")!, /expected a string matching/);
+  assert.equal(check("aaaa"), undefined);
+  assert.match(checkSchema({ pattern: "(a)\\1" })!, /cannot run in linear time/);
+  assert.match(checkSchema({ pattern: "(?=a)a" })!, /cannot run in linear time/);
+});
+
+Deno.test("compileSchema() checks multipleOf exactly for integers, by remainder for fractions", () => {
+  const two = compileSchema({ multipleOf: 2 });
+  assert.match(two(3_000_000_001)!, /multiple of 2/);
+  assert.equal(two(3_000_000_002), undefined);
+  assert.match(compileSchema({ multipleOf: 1 })(1_500_000_000.5)!, /multiple of 1/);
+  assert.match(compileSchema({ multipleOf: 10 })(20_000_000_005)!, /multiple of 10/);
+  assert.equal(compileSchema({ multipleOf: 0.1 })(0.3), undefined);
+  assert.equal(compileSchema({ multipleOf: 0.01 })(19.99), undefined);
+  assert.match(compileSchema({ multipleOf: 0.1 })(0.35)!, /multiple of 0.1/);
+});
+
+Deno.test("compileSchema() refuses numbers JSON cannot carry (1e999 parses to Infinity)", () => {
+  const check = compileSchema({ minimum: 0 }, { root: "params" });
+  assert.equal(check(JSON.parse("1e999")), "params: expected a finite number, got Infinity");
+  const nested = compileSchema({ type: "object" }, { root: "params" });
+  assert.equal(
+    nested(JSON.parse('{"a":[1,{"b":-1e999}]}')),
+    "params.a[1].b: expected a finite number, got -Infinity",
+  );
 });

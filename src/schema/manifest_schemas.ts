@@ -1,4 +1,4 @@
-import { schemaProblem } from "./json_schema.ts";
+import { compileSchema, schemaProblem } from "./json_schema.ts";
 
 /** The parts of a manifest that hold JSON Schemas. */
 export interface SchemaHolder {
@@ -24,16 +24,24 @@ export interface ManifestSchemaProblem {
  */
 export function manifestSchemaProblems(manifest: SchemaHolder): ManifestSchemaProblem[] {
   const problems: ManifestSchemaProblem[] = [];
-  const check = (schema: unknown, at: (string | number)[]) => {
+  const check = (schema: unknown, at: (string | number)[], byHost: boolean) => {
     if (schema === undefined) return;
     const p = schemaProblem(schema);
-    if (p !== undefined) problems.push({ at: [...at, ...p.at], message: p.message });
+    if (p !== undefined) return void problems.push({ at: [...at, ...p.at], message: p.message });
+    if (!byHost) return;
+    // What the host checks (params, config) it compiles now: a pattern without the linear-time
+    // regexp engine is refused here, not at the first call.
+    try {
+      compileSchema(schema);
+    } catch (e) {
+      problems.push({ at, message: (e as Error).message });
+    }
   };
   for (const [name, spec] of Object.entries(manifest.methods)) {
-    for (const key of ["params", "result", "chunk"] as const) {
-      check(spec[key], ["methods", name, key]);
-    }
+    check(spec.params, ["methods", name, "params"], true);
+    check(spec.result, ["methods", name, "result"], false);
+    check(spec.chunk, ["methods", name, "chunk"], false);
   }
-  check(manifest.config.schema, ["config", "schema"]);
+  check(manifest.config.schema, ["config", "schema"], true);
   return problems;
 }

@@ -49,7 +49,7 @@ export class Configuration {
     }
     const compiled = new Map<string, Validator>();
     for (const [method, schema] of Object.entries((p.results ?? {}) as Record<string, unknown>)) {
-      compiled.set(method, compileSchema(schema, { root: "result" }));
+      compiled.set(method, compileSchema(schema, { root: "result", linearPatterns: false }));
     }
     this.#results.clear();
     for (const [m, v] of compiled) this.#results.set(m, v);
