@@ -45,3 +45,24 @@ Deno.test("capabilities.plugins refuses grants to itself, protocol methods, odd 
     methods: ["ping", "get.v2", "do_it"],
   }]);
 });
+
+Deno.test("a manifest's methods follow the same naming rule as grants", async () => {
+  for (const name of ["say hello", "grüßen", "$/configure", "host/x"]) {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(join(dir, "main.ts"), "");
+      await Deno.writeTextFile(
+        join(dir, "manifest.yaml"),
+        `plugin: { name: p, version: 1.0.0, entrypoint: ./main.ts }\n` +
+          `methods:\n  ${JSON.stringify(name)}: {}\n`,
+      );
+      await assert.rejects(loadManifest(dir), (e: unknown) => {
+        assert.ok(e instanceof ManifestError, String(e));
+        assert.match(JSON.stringify(e.issues), /printable ASCII|are the host's/, name);
+        return true;
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});

@@ -48,20 +48,18 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export const JsonSchemaValue = z.union([z.boolean(), z.record(z.string(), z.unknown())]);
 
+/** A method name, declared or granted: what every caller can type and every log can show. */
+const MethodName = z.string()
+  .regex(/^[\x21-\x7e]{1,256}$/, "a method name: 1 to 256 printable ASCII characters, no spaces")
+  .refine(
+    (m) => !m.startsWith("$/") && !m.startsWith("host/"),
+    "the protocol's methods ($/..., host/...) are the host's",
+  );
+
 /** A plugin this plugin may call (`ctx.host.plugins.call`), and which of its methods. */
 const PluginTargetSchema = z.strictObject({
   name: z.string().regex(PLUGIN_NAME, "a plugin name"),
-  methods: z.array(
-    z.string()
-      .regex(
-        /^[\x21-\x7e]{1,256}$/,
-        "a method name: 1 to 256 printable ASCII characters, no spaces",
-      )
-      .refine(
-        (m) => !m.startsWith("$/") && !m.startsWith("host/"),
-        "the protocol's methods ($/..., host/...) cannot be granted",
-      ),
-  ).min(1, "name the methods it may call").refine(
+  methods: z.array(MethodName).min(1, "name the methods it may call").refine(
     (ms) => new Set(ms).size === ms.length,
     "a method is listed twice",
   ),
@@ -112,7 +110,7 @@ export const ManifestSchema = z.strictObject({
     timeout_ms: z.number().int().positive().max(2_147_483_647).optional(),
   }).prefault({}),
   methods: z.record(
-    z.string().min(1),
+    z.string().min(1), // named by MethodName: checked below, where its message survives
     z.strictObject({
       idempotent: z.boolean().default(false),
       timeout_ms: z.number().int().positive().max(2_147_483_647).optional(),
@@ -133,6 +131,15 @@ export const ManifestSchema = z.strictObject({
   }).prefault({}),
   depends_on: z.array(z.string().regex(PLUGIN_NAME)).default([]),
 }).superRefine((m, ctx) => {
+  for (const name of Object.keys(m.methods)) {
+    const checked = MethodName.safeParse(name);
+    if (checked.success) continue;
+    ctx.addIssue({
+      code: "custom",
+      path: ["methods", name],
+      message: `method name ${JSON.stringify(name)}: ${checked.error.issues[0]!.message}`,
+    });
+  }
   m.capabilities.plugins.forEach((t, i) => {
     if (t.name !== m.plugin.name) return;
     ctx.addIssue({

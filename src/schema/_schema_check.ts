@@ -1,5 +1,12 @@
 /** Checks that a schema stays within the supported subset. @module */
-import { describe, isObject, LINEAR_REGEXP, REF, SCHEMA_LIMITS } from "./_schema_util.ts";
+import {
+  describe,
+  isObject,
+  LINEAR_REGEXP,
+  nestsDeeperThan,
+  REF,
+  SCHEMA_LIMITS,
+} from "./_schema_util.ts";
 
 const TYPES = new Set(["null", "boolean", "object", "array", "number", "integer", "string"]);
 const ANNOTATIONS = new Set([
@@ -89,8 +96,14 @@ export function checkNode(
         if ((v as unknown[]).length > SCHEMA_LIMITS.maxEnum) {
           fail(`enum lists more than ${SCHEMA_LIMITS.maxEnum} values`, at(key));
         }
+        if (nestsDeeperThan(v, SCHEMA_LIMITS.maxValueDepth + 1)) {
+          fail(`enum values nest deeper than ${SCHEMA_LIMITS.maxValueDepth} levels`, at(key));
+        }
         break;
       case "const":
+        if (nestsDeeperThan(v, SCHEMA_LIMITS.maxValueDepth)) {
+          fail(`const nests deeper than ${SCHEMA_LIMITS.maxValueDepth} levels`, at(key));
+        }
         break;
       case "properties":
         if (!isObject(v)) fail("properties must be an object of schemas", at(key));
@@ -140,8 +153,16 @@ export function checkNode(
         if ((v as string).length > SCHEMA_LIMITS.maxPattern) {
           fail(`pattern is longer than ${SCHEMA_LIMITS.maxPattern} characters`, at(key));
         }
+        // No `u` flag (V8's linear-time engine does not take it): refuse what means another
+        // thing without it rather than check something else than the author meant.
+        if (/\\[pP]\{|\\u\{|[\uD800-\uDFFF]/.test(v as string)) {
+          fail(
+            "pattern uses \\p{...}, \\u{...} or a character beyond U+FFFF, which need the " +
+              "u flag; patterns run without it (write the characters or ranges out)",
+            at(key),
+          );
+        }
         try {
-          // No `u` flag: V8's linear-time engine does not take it (see LINEAR_REGEXP).
           new RegExp(v as string);
         } catch (e) {
           fail(`pattern is not a valid regular expression: ${(e as Error).message}`, at(key));

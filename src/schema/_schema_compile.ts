@@ -35,6 +35,8 @@ export interface CompileContext {
   refDepth: number;
   /** Subschema evaluations left for the value being checked. */
   stepsLeft: number;
+  /** Characters string checks may still read for the value being checked. */
+  charsLeft: number;
   /**
    * What each check said of each object or array of the value being checked (new for each
    * value): `anyOf` branches and `$ref`s that look at the same part again get the answer at
@@ -43,7 +45,10 @@ export interface CompileContext {
   memo: WeakMap<object, Map<Check, Failure | undefined>>;
 }
 
-/** Thrown when a value takes more evaluations than its budget (caught by the validator). */
+/**
+ * Thrown when a value takes more evaluations than its budget, or nests deeper than the `$ref`
+ * limit (its message then); caught by the validator, which refuses the whole value.
+ */
 export class TooComplex extends Error {}
 
 function failure(message: string): Failure {
@@ -66,7 +71,11 @@ export function compileNode(s: unknown, ctx: CompileContext): Check {
       target ??= ctx.compiled.get(name) ?? compileDef(name, ctx);
       if (++ctx.refDepth > SCHEMA_LIMITS.maxRefDepth) {
         ctx.refDepth--;
-        return failure(`nested deeper than ${SCHEMA_LIMITS.maxRefDepth} levels`);
+        // The whole value is refused: as a failure, `not` or `oneOf` would turn it into a match
+        // (and the memo would keep an answer that depends on how the part was reached).
+        throw new TooComplex(
+          `nested deeper than ${SCHEMA_LIMITS.maxRefDepth} $ref levels, the most checked`,
+        );
       }
       try {
         return target(v);
@@ -233,6 +242,8 @@ function compileString(
   if (minL === undefined && maxL === undefined && pattern === undefined) return;
   checks.push((v) => {
     if (typeof v !== "string") return undefined;
+    // A long string costs its length: many checks of one long string stall like many checks.
+    if ((ctx.charsLeft -= v.length) < 0) throw new TooComplex();
     // Code points, as JSON Schema counts them; the UTF-16 length is at least that, and at
     // most twice it, so most strings need no count.
     if (minL !== undefined && v.length < 2 * minL) {

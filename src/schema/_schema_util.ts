@@ -18,8 +18,20 @@ export const SCHEMA_LIMITS = {
    * `anyOf` that tries every branch of every level (2^depth) cannot stall the host.
    */
   baseSteps: 10_000,
-  /** See {@linkcode SCHEMA_LIMITS.baseSteps}. */
+  /** See {@linkcode SCHEMA_LIMITS.baseSteps}; at least the schema's number of subschemas. */
   stepsPerValue: 100,
+  /**
+   * Characters that string checks (lengths, patterns) may read while checking one value: this,
+   * plus `scansPerChar` times the characters of the value's strings. A long string checked by
+   * many branches is refused as too complex rather than read a thousand times.
+   */
+  baseChars: 1_000_000,
+  /** See {@linkcode SCHEMA_LIMITS.baseChars}. */
+  scansPerChar: 16,
+  /** Subschemas that may apply to one value node at one level (`checkCost`). */
+  maxChecksPerValue: 1_000,
+  /** Nesting of a `const` or `enum` value. */
+  maxValueDepth: 64,
 } as const;
 
 /** The V8 flag that enables the linear-time regexp engine (`new RegExp(p, "l")`). */
@@ -112,9 +124,9 @@ export function codePoints(s: string): number {
 /** JSON equality (bounded depth). */
 export function deepEqual(a: unknown, b: unknown, depth = 0): boolean {
   if (a === b) return true;
-  if (depth > 64 || a === null || b === null || typeof a !== "object" || typeof b !== "object") {
-    return false;
-  }
+  // `a` is the schema's (`const`, `enum`), which `checkSchema` keeps within `maxValueDepth`:
+  // the recursion ends with it, whatever `b` is.
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
   if (Array.isArray(a)) {
     const bb = b as unknown[];
@@ -172,4 +184,16 @@ export function formatValuePath(path: readonly (string | number)[]): string {
 /** `properties.a`, `anyOf[1]`: a path inside a schema (as a YAML path of the manifest). */
 export function formatSchemaPath(path: readonly (string | number)[]): string {
   return formatValuePath(path).replace(/^\./, "");
+}
+
+/** Whether `v` nests deeper than `max` levels of arrays and objects (iterative). */
+export function nestsDeeperThan(v: unknown, max: number): boolean {
+  const todo: [unknown, number][] = [[v, 0]];
+  while (todo.length > 0) {
+    const [x, d] = todo.pop()!;
+    if (x === null || typeof x !== "object") continue;
+    if (d >= max) return true;
+    for (const y of Object.values(x)) todo.push([y, d + 1]);
+  }
+  return false;
 }

@@ -9,8 +9,8 @@
  * - assertions: `type` (a name or an array of names; `integer` included), `enum`, `const`,
  *   `properties`, `required`, `additionalProperties` (boolean or schema), `minProperties`,
  *   `maxProperties`, `items` (schema), `prefixItems`, `minItems`, `maxItems`, `minLength`,
- *   `maxLength` (in code points), `pattern` (a JavaScript `u` regular expression, not
- *   anchored), `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (numbers),
+ *   `maxLength` (in code points), `pattern` (a JavaScript regular expression without the `u`
+ *   flag, run by V8's linear-time engine; not anchored), `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (numbers),
  *   `multipleOf`, `anyOf`, `oneOf`, `allOf`, `not`, `$ref` (only `#/$defs/<name>`) and `$defs`;
  * - annotations, ignored by validation: `$schema` (only the 2020-12 URI), `$comment`, `title`,
  *   `description`, `default`, `examples`, `deprecated`, `readOnly`, `writeOnly` (marks a config
@@ -24,6 +24,7 @@
  */
 
 import { checkNode, Problem } from "./_schema_check.ts";
+import { checkCost } from "./_schema_cost.ts";
 import { type CompileContext, compileNode, TooComplex } from "./_schema_compile.ts";
 import { formatSchemaPath, formatValuePath, isObject, SCHEMA_LIMITS } from "./_schema_util.ts";
 
@@ -79,14 +80,23 @@ export type Validator = (value: unknown) => string | undefined;
  * ```
  */
 export function schemaProblem(schema: unknown): SchemaProblem | undefined {
+  return inspect(schema).problem;
+}
+
+/** The problem of `schema` (if any) and its number of subschemas. */
+function inspect(schema: unknown): { problem?: SchemaProblem; nodes: number } {
   const state = { nodes: 0, defs: undefined as Record<string, unknown> | undefined };
   if (isObject(schema) && isObject(schema.$defs)) state.defs = schema.$defs;
   try {
     checkNode(schema, [], 0, state, true);
-    return undefined;
+    checkCost(schema, state.defs);
+    return { nodes: state.nodes };
   } catch (e) {
     if (e instanceof Problem) {
-      return { path: formatSchemaPath(e.path), at: e.path, message: e.message };
+      return {
+        problem: { path: formatSchemaPath(e.path), at: e.path, message: e.message },
+        nodes: state.nodes,
+      };
     }
     throw e;
   }
@@ -114,35 +124,48 @@ export function checkSchema(schema: unknown): string | undefined {
  * ```
  */
 export function compileSchema(schema: unknown, options: CompileOptions = {}): Validator {
-  const problem = checkSchema(schema);
-  if (problem !== undefined) throw new RangeError(`unsupported JSON Schema: ${problem}`);
+  const { problem: p, nodes: schemaNodes } = inspect(schema);
+  if (p !== undefined) {
+    throw new RangeError(
+      `unsupported JSON Schema: ${p.path === "" ? "" : `${p.path}: `}${p.message}`,
+    );
+  }
+  const perValue = Math.max(SCHEMA_LIMITS.stepsPerValue, schemaNodes);
+  const redact = options.redact ?? false;
   const ctx: CompileContext = {
-    redact: options.redact ?? false,
+    redact,
     linearPatterns: options.linearPatterns ?? true,
     defs: isObject(schema) && isObject(schema.$defs) ? schema.$defs : {},
     compiled: new Map(),
     refDepth: 0,
     stepsLeft: 0,
+    charsLeft: 0,
     memo: new WeakMap(),
   };
   const check = compileNode(schema, ctx);
   const root = options.root ?? "value";
   return (value) => {
-    const size = scan(value);
-    if (typeof size !== "number") {
-      return `${root}${formatValuePath(size.path)}: expected a finite number, got ${size.what}`;
+    const scanned = scan(value);
+    if ("path" in scanned) {
+      return `${root}${
+        formatValuePath(scanned.path)
+      }: expected a finite number, got ${scanned.what}`;
     }
+    const { nodes: size, chars } = scanned;
+    ctx.charsLeft = SCHEMA_LIMITS.baseChars + SCHEMA_LIMITS.scansPerChar * chars;
     ctx.refDepth = 0;
-    ctx.stepsLeft = SCHEMA_LIMITS.baseSteps + SCHEMA_LIMITS.stepsPerValue * size;
+    const budget = SCHEMA_LIMITS.baseSteps + perValue * size;
+    ctx.stepsLeft = budget;
     ctx.memo = new WeakMap();
     let failure;
     try {
       failure = check(value);
     } catch (e) {
       if (!(e instanceof TooComplex)) throw e;
-      return `${root}: too complex to check against its schema (more than ${
-        SCHEMA_LIMITS.baseSteps + SCHEMA_LIMITS.stepsPerValue * size
-      } subschema checks for ${size} values); simplify the value or the schema`;
+      if (e.message !== "") return `${root}: ${e.message}`;
+      return `${root}: too complex to check against its schema` +
+        (redact ? "" : ` (more than ${budget} subschema checks for ${size} values)`) +
+        "; simplify the value or the schema";
     }
     return failure === undefined
       ? undefined
@@ -151,19 +174,24 @@ export function compileSchema(schema: unknown, options: CompileOptions = {}): Va
 }
 
 /**
- * The number of nodes of `value` (objects, arrays and scalars), or the path of a number that is
- * not finite (`1e999` in JSON parses to Infinity, which would be sent on as null: the value
- * checked would not be the value sent). Iterative: a value may nest deeper than the stack.
+ * The number of nodes of `value` (objects, arrays, scalars) and of characters of its strings;
+ * or the path of a number that is not finite (`1e999` in JSON parses to Infinity, which would
+ * be sent on as null: the value checked would not be the value sent). Iterative: a value may
+ * nest deeper than the stack.
  */
-function scan(value: unknown): number | { path: (string | number)[]; what: string } {
+function scan(
+  value: unknown,
+): { nodes: number; chars: number } | { path: (string | number)[]; what: string } {
   if (typeof value === "number" && !Number.isFinite(value)) return { path: [], what: `${value}` };
-  if (value === null || typeof value !== "object") return 1;
+  if (typeof value === "string") return { nodes: 1, chars: value.length };
+  if (value === null || typeof value !== "object") return { nodes: 1, chars: 0 };
   // Containers only, each with its parent's index and its key (for the path of a bad number).
   const frames: { v: object; parent: number; key: string | number }[] = [
     { v: value, parent: -1, key: "" },
   ];
   const todo = [0];
   let nodes = 1;
+  let chars = 0;
   const pathTo = (i: number, last: string | number) => {
     const path = [last];
     for (let f = frames[i]!; f.parent >= 0; f = frames[f.parent]!) path.unshift(f.key);
@@ -176,12 +204,14 @@ function scan(value: unknown): number | { path: (string | number)[]; what: strin
     for (const k of keys) {
       const x = v[k];
       nodes++;
-      if (typeof x === "number" && !Number.isFinite(x)) return { path: pathTo(i, k), what: `${x}` };
-      if (x !== null && typeof x === "object") {
+      if (typeof x === "string") chars += x.length;
+      else if (typeof x === "number" && !Number.isFinite(x)) {
+        return { path: pathTo(i, k), what: `${x}` };
+      } else if (x !== null && typeof x === "object") {
         frames.push({ v: x, parent: i, key: k });
         todo.push(frames.length - 1);
       }
     }
   }
-  return nodes;
+  return { nodes, chars };
 }

@@ -137,7 +137,7 @@ Deno.test("compileSchema() follows local $refs, recursive ones included, to a bo
   assertEquals(check({ v: 1, kids: [{ v: "x" }] }), 'params.kids[0].v: expected integer, got "x"');
   let deep: Record<string, unknown> = { v: 1 };
   for (let i = 0; i < 300; i++) deep = { kids: [deep] };
-  assertMatch(check(deep)!, /nested deeper than 128 levels/);
+  assertMatch(check(deep)!, /nested deeper than 128 \$ref levels/);
   // The next call starts from depth 0 again.
   assertEquals(check({ v: 1 }), undefined);
 });
@@ -261,15 +261,30 @@ Deno.test("compileSchema() checks a recursive anyOf in time linear in the value,
   assert.match(check(bad)!, /^params: matches none of the 3 anyOf alternatives/);
 });
 
-Deno.test("compileSchema() refuses a value that needs more checks than its size allows", () => {
-  // A chain of $defs each trying the next twice: 2^40 evaluations for any one value.
+Deno.test("checkSchema() refuses schemas whose checks of one value multiply, or loop", () => {
+  // A chain of $defs each trying the next twice: 2^40 checks of any one value.
   const defs: Record<string, unknown> = { d40: { type: "string" } };
   for (let i = 39; i >= 0; i--) {
     defs[`d${i}`] = { anyOf: [{ $ref: `#/$defs/d${i + 1}` }, { $ref: `#/$defs/d${i + 1}` }] };
   }
-  const check = compileSchema({ $defs: defs, $ref: "#/$defs/d0" }, { root: "params" });
-  assert.match(check(1)!, /^params: too complex to check against its schema \(more than 10100 /);
-  assert.equal(check("x"), undefined); // the first branch of each level matches
+  assert.match(checkSchema({ $defs: defs, $ref: "#/$defs/d0" })!, /more than 1000 subschemas/);
+  assert.match(
+    checkSchema({ $defs: { d: { anyOf: [{ type: "null" }, { $ref: "#/$defs/d" }] } } })!,
+    /\$ref loop d -> d never reaches a property or an item/,
+  );
+  // Recursion through a property is fine.
+  const tree = { $defs: { t: { type: "object", properties: { kid: { $ref: "#/$defs/t" } } } } };
+  assert.equal(checkSchema({ ...tree, $ref: "#/$defs/t" }), undefined);
+});
+
+Deno.test("compileSchema() refuses a value whose checks would read too much, and passes big plain ones", () => {
+  const many = compileSchema(
+    { anyOf: Array.from({ length: 500 }, () => ({ pattern: "z$" })) },
+    { root: "params" },
+  );
+  assert.match(many("a".repeat(100_000))!, /^params: too complex to check against its schema/);
+  assert.match(many("a".repeat(100))!, /matches none of the 500 anyOf alternatives/);
+  assert.equal(many("az"), undefined);
   // A big value gets a budget to match: 20,000 objects of 3 properties each pass.
   const rows = compileSchema({
     type: "array",
@@ -281,6 +296,31 @@ Deno.test("compileSchema() refuses a value that needs more checks than its size 
   });
   const big = Array.from({ length: 20_000 }, (_, id) => ({ id, name: `n${id}`, on: true }));
   assert.equal(rows(big), undefined);
+  // A value past the $ref depth limit is refused whole: `not` cannot turn it into a match.
+  const hasEvil = {
+    $defs: {
+      e: {
+        anyOf: [{ type: "object", required: ["evil"] }, {
+          type: "object",
+          required: ["child"],
+          properties: { child: { $ref: "#/$defs/e" } },
+        }],
+      },
+    },
+    not: { $ref: "#/$defs/e" },
+  };
+  const clean = compileSchema(hasEvil, { root: "params" });
+  const nest = (n: number) => {
+    let v: Record<string, unknown> = { evil: true };
+    for (let i = 0; i < n; i++) v = { child: v };
+    return v;
+  };
+  assert.match(clean(nest(5))!, /must not match/);
+  assert.match(clean(nest(200))!, /^params: nested deeper than 128 \$ref levels/);
+  assert.match(
+    compileSchema(hasEvil, { root: "c", redact: true })(nest(200))!,
+    /^c: nested deeper/,
+  );
 });
 
 Deno.test("compileSchema() runs patterns in linear time (V8's linear engine), or says how to get it", () => {
@@ -298,6 +338,22 @@ Deno.test("compileSchema() runs patterns in linear time (V8's linear engine), or
   assert.equal(check("aaaa"), undefined);
   assert.match(checkSchema({ pattern: "(a)\\1" })!, /cannot run in linear time/);
   assert.match(checkSchema({ pattern: "(?=a)a" })!, /cannot run in linear time/);
+  for (const p of ["^\\p{Lu}+$", "^[^\\P{Cc}]*$", "^\\u{1F600}$", "^[\u{1F600}]$"]) {
+    assert.match(checkSchema({ pattern: p })!, /need the u flag/, p);
+  }
+});
+
+Deno.test("const and enum compare values of any depth, and nest at most 64 levels", () => {
+  const nest = (n: number) => {
+    let v: unknown = 1;
+    for (let i = 0; i < n; i++) v = [v];
+    return v;
+  };
+  assert.match(compileSchema({ not: { const: nest(64) } })(nest(64))!, /must not match/);
+  assert.equal(compileSchema({ enum: [nest(64)] })(nest(64)), undefined);
+  assert.match(compileSchema({ enum: [nest(64)] })(nest(5000))!, /expected one of/);
+  assert.match(checkSchema({ const: nest(65) })!, /const nests deeper than 64 levels/);
+  assert.match(checkSchema({ enum: [nest(65)] })!, /enum values nest deeper than 64 levels/);
 });
 
 Deno.test("compileSchema() checks multipleOf exactly for integers, by remainder for fractions", () => {
