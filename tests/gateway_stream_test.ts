@@ -12,8 +12,8 @@ import { FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
 const TOKEN = "test-token-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
-async function setUp() {
-  const home = await makeHome({ watcher: { enabled: false } });
+async function setUp(config: Record<string, unknown> = {}) {
+  const home = await makeHome({ watcher: { enabled: false }, ...config });
   await home.addPlugin(join(FIXTURE_PLUGINS, "streamer"));
   const host = await home.startHost();
   const gateway = await Gateway.start(host, { listen: "127.0.0.1:0", token: TOKEN });
@@ -157,4 +157,34 @@ Deno.test("a client that stops reading pauses the plugin: host and plugin stay b
   assert.ok(last < 2_000, `produced ${last} chunks while nobody read`);
   await reader.cancel();
   assert.ok(await waitFor(async () => (await t.stats()).closed === 1, 5_000), "never closed");
+});
+
+Deno.test("an SSE client that stops reading ends as STREAM_NOT_READ and does not open the breaker", async () => {
+  // The policy's own deadline, and a breaker that opens on the first failure it counts.
+  await using t = await setUp({
+    defaults: { timeout_ms: 3_000, circuit_breaker: { failure_threshold: 1 } },
+  });
+  const stalled = await post(
+    t.base,
+    "/v1/plugins/streamer/count",
+    { n: 1_000_000, size: 16 * 1024 },
+    "text/event-stream",
+  );
+  assert.equal(stalled.status, 200);
+  // Nobody reads: socket buffers, the response's queue and the window fill, then the plugin
+  // waits for credit until the deadline.
+  const failed = 'code="STREAM_NOT_READ"';
+  const ended = await waitFor(() => t.host.metrics.prometheus().includes(failed), 15_000);
+  if (!ended) await stalled.body?.cancel(); // else the gateway waits for this client on close
+  assert.ok(
+    ended,
+    t.host.metrics.prometheus().split("\n").filter((l) => /fail/.test(l)).join("\n"),
+  );
+  const last = sseEvents(await stalled.text()).at(-1)!;
+  assert.equal(last.event, "error");
+  assert.equal((last.data as { error: { code: string } }).error.code, "STREAM_NOT_READ");
+  // Before: PLUGIN_TIMEOUT, counted, and every other client got CIRCUIT_OPEN.
+  const other = await post(t.base, "/v1/plugins/streamer/stats", {});
+  assert.equal(other.status, 200, await other.clone().text());
+  await other.body?.cancel();
 });

@@ -1,4 +1,5 @@
 import { type ChunkSink, MAX_STREAM_WINDOW } from "../runtime/mod.ts";
+import { DEFAULT_STREAM_BUFFER_BYTES, MIN_CHUNK_BYTES } from "../runtime/plugin_streams.ts";
 
 /** Options of {@linkcode PluginHost.stream}. */
 export interface StreamOptions {
@@ -7,7 +8,10 @@ export interface StreamOptions {
   /**
    * Deadline of the whole stream in ms, from the request to its last chunk. Default: the
    * method's timeout, as for `host.call` (`plugins.<name>.timeout_ms`, `methods.<m>.timeout_ms`,
-   * ...).
+   * ...). It keeps running while the consumer does not read (so a stalled consumer cannot hold
+   * the plugin's bulkhead slot forever); when it passes while the plugin waits for credit the
+   * stream fails with `STREAM_NOT_READ`, which the circuit breaker does not count, else with
+   * `PLUGIN_TIMEOUT`.
    */
   timeoutMs?: number;
   /**
@@ -20,6 +24,14 @@ export interface StreamOptions {
    * reading pauses the plugin once this many are unread. 1 to 4096. Default: 64.
    */
   window?: number;
+  /**
+   * Bytes of chunks (as JSON) the host holds for this stream at most: the plugin may send
+   * chunks of at most `floor(maxBufferedBytes / window)` bytes (and at most `max_line_bytes`;
+   * its SDK refuses a bigger one with `STREAM_CHUNK_TOO_LARGE`, the host ends the stream with
+   * `STREAM_PROTOCOL` if one comes anyway). At least 1 KiB per chunk of the window. Default:
+   * 16 MiB (256 KiB chunks with the default window).
+   */
+  maxBufferedBytes?: number;
 }
 
 /** The default credit window of a stream. */
@@ -34,14 +46,14 @@ type End = { readonly ok: true } | { readonly ok: false; readonly error: unknown
  * One stream of a plugin method (`host.stream()`): an async iterable of its chunks, in order,
  * and {@linkcode PluginStream.result}, the method's final result. It can be iterated once.
  *
- * The host holds at most `window` unread chunks: it gives the plugin credit for half a window
- * more each time the consumer has read half a window, so a consumer that stops reading pauses
- * the plugin's producer. Leaving the loop early (`break`, `return`, a throw) or
+ * The host holds at most `window` unread chunks, each at most `maxBufferedBytes / window`
+ * bytes of JSON: it gives the plugin credit for half a window more each time the consumer has
+ * read half a window, so a consumer that stops reading pauses the plugin's producer. Leaving the loop early (`break`, `return`, a throw) or
  * {@linkcode PluginStream.cancel} cancels the stream: the plugin gets `$/cancel`, its iterator's
  * `return()` runs, and `result` rejects with `PLUGIN_CALL_CANCELLED`. The stream fails (the
  * loop throws, `result` rejects) with the call's errors (`PLUGIN_TIMEOUT`, `RATE_LIMITED`,
- * `CIRCUIT_OPEN`, `BULKHEAD_FULL`, `PLUGIN_CRASHED`, ...) and `StreamError`s, after the chunks
- * that came before the failure.
+ * `CIRCUIT_OPEN`, `BULKHEAD_FULL`, `PLUGIN_CRASHED`, ...) and `StreamError`s (`STREAM_PROTOCOL`,
+ * `STREAM_IDLE`, `STREAM_NOT_READ`), after the chunks that came before the failure.
  *
  * @example
  * ```ts
@@ -55,6 +67,8 @@ export class PluginStream implements AsyncIterableIterator<unknown>, ChunkSink, 
   readonly window: number;
   /** See {@linkcode StreamOptions.idleTimeoutMs}. */
   readonly idleTimeoutMs: number | undefined;
+  /** See {@linkcode StreamOptions.maxBufferedBytes}. */
+  readonly maxBufferedBytes: number;
   /**
    * The method's final result (what its generator returned, or its handler's value), once the
    * stream ended; rejects when it failed or was cancelled. Awaiting it does not read chunks.
@@ -87,8 +101,16 @@ export class PluginStream implements AsyncIterableIterator<unknown>, ChunkSink, 
     if (idle !== undefined && !(Number.isInteger(idle) && idle > 0 && idle <= 2_147_483_647)) {
       throw new RangeError(`idleTimeoutMs must be a whole number of ms >= 1, got ${idle}`);
     }
+    const bytes = options.maxBufferedBytes ?? DEFAULT_STREAM_BUFFER_BYTES;
+    if (!Number.isSafeInteger(bytes) || Math.floor(bytes / window) < MIN_CHUNK_BYTES) {
+      throw new RangeError(
+        `maxBufferedBytes must be a whole number of at least ${MIN_CHUNK_BYTES} bytes per ` +
+          `chunk of the window (${window}), i.e. >= ${MIN_CHUNK_BYTES * window}, got ${bytes}`,
+      );
+    }
     this.window = window;
     this.idleTimeoutMs = idle;
+    this.maxBufferedBytes = bytes;
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#controller.signal])
       : this.#controller.signal;

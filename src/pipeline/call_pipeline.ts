@@ -461,7 +461,8 @@ function invalidParams(e: unknown): boolean {
 /**
  * Which failures count toward opening the breaker: the plugin's (errors, timeouts, crashes),
  * not the caller's (cancelled, unknown method, invalid params, a deadline shorter than the
- * policy's) nor a full bulkhead.
+ * policy's, a stream whose consumer did not read until its deadline: `STREAM_NOT_READ`) nor a
+ * full bulkhead. Of the `StreamError`s only `STREAM_PROTOCOL` is the plugin's.
  */
 function countsAsFailure(e: unknown): boolean {
   if (e instanceof PluginCallCancelledError || e instanceof PluginNotFoundError) return false;

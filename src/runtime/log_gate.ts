@@ -36,6 +36,27 @@ const ID_FREE_BYTES = 64 * 1024;
 /** Ends a line cut short, so that the decoder sees (and reports) a line that is not JSON. */
 const NEWLINE = Uint8Array.of(LF);
 
+/** What the gate asks about a line start in the SDK's forms (without them, none passes free). */
+export interface LogGateClaims {
+  /** Whether the host waits for the response with this id (the peer's `isPending`). */
+  readonly isPending?: (id: number) => boolean;
+  /**
+   * A line begins like a `$/chunk` of the stream with request `id`: may it pass uncharged?
+   * Returns the most bytes the line may have (its newline included), or 0 when no chunk of
+   * that stream is due. A nonzero answer spends one of the stream's uncharged passes
+   * (`credit granted - lines already passed`), whatever the line turns out to be.
+   */
+  readonly claimChunk?: (id: number) => number;
+  /**
+   * The line `claimChunk` let pass has reached the decoder, which parsed it: whole, or `cut` at
+   * its limit (the decoder got a line that is not JSON).
+   */
+  readonly settleChunk?: (id: number, cut: boolean) => void;
+}
+
+/** Response ids passed uncharged whose request may still be pending, kept at most (then swept). */
+const PASSED_RESPONSES_SWEEP = 1024;
+
 /** What the gate does with the rest of the current line. */
 type Mode =
   /** At a line start, classifying it (the bytes read so far are held back). */
@@ -80,7 +101,11 @@ type Phase =
  * - `{"jsonrpc":"2.0","id":` (how the SDK writes every response and request), a numeric id
  *   (an optional `-` and at most 16 digits, no leading zero), then `,"result":` or
  *   `,"error":`, for an id the host is waiting for (`isPending`): a response to a request of
- *   the host's; passes uncharged, whatever its size (bounded elsewhere: line length).
+ *   the host's; passes uncharged, whatever its size (bounded elsewhere: line length), once per
+ *   id: a second such line for an id still pending is handled as "anything else" below. When
+ *   the line has reached the decoder and its id is still pending, it was not that response
+ *   (not JSON, or a later `"id"` key won): its bytes are charged to the byte budget then, and
+ *   the decoder has reported it as it does any garbage.
  * - the same form with a numeric id but anything else next (a request or notification of the
  *   plugin's, `,"method":`) or a response to an id the host is not waiting for: passes
  *   uncharged if it is at most 64 KiB long (with its newline), whatever the budget, so that a
@@ -89,9 +114,12 @@ type Phase =
  *   and cut past what the budget holds (at least 64 KiB); while the budget is spent it is cut
  *   at 64 KiB. The decoder gets at most 64 KiB of it then, and reports it as not JSON.
  * - `{"jsonrpc":"2.0","method":"$/chunk","params":{"request":`, a numeric id and a comma (the
- *   SDK's `$/chunk`), for a stream that has credit (`expectsChunk`): passes uncharged like a
- *   response (the credit bounds how many); any other `$/chunk` line is handled as "anything
- *   else" below.
+ *   SDK's `$/chunk`), for a stream that has an uncharged pass left (`claimChunk`: at most as
+ *   many as the credit it was granted): passes uncharged, up to the length `claimChunk` gave
+ *   (the stream's `max_chunk_bytes`; past it the line is cut, the decoder gets a line that is
+ *   not JSON, the rest is dropped). Once it reached the decoder, `settleChunk` tells the
+ *   stream, which fails (`STREAM_PROTOCOL`) if it was not its chunk. Any other `$/chunk` line
+ *   is handled as "anything else" below.
  * - `{"jsonrpc":"2.0","method":"$/log","params":` (the SDK's `$/log`): passes while the budget
  *   takes records (the record is budgeted after parsing), else is dropped whole.
  * - anything else (other notifications such as `$/ready`, other key orders, ids that are not
@@ -106,10 +134,12 @@ type Phase =
  *
  * So a plugin that does not use the SDK's encoding loses its other lines, its responses and
  * requests too, while it is over its log budget, and its lines longer than what is left of it.
- * One that uses it can make the host parse, without a budget, only responses to the host's own
- * pending requests, and its other lines up to 64 KiB each. A plugin sending megabyte lines
- * over its budget costs the host a scan for the next newline instead of a string and an object
- * per line (and the GC the time to free them). At most {@link MAX_HELD} bytes of a line start
+ * One that uses it can make the host parse, without a budget, only one line per request of the
+ * host's it waits for, one line per chunk of credit the host granted (each at most the stream's
+ * `max_chunk_bytes`), and its other lines in the id form up to 64 KiB each. The check of what a
+ * line that passed uncharged turned out to be costs nothing per byte (the decoder parses each
+ * line once; the gate asks afterwards). A plugin sending megabyte lines over its budget costs
+ * the host a scan for the next newline instead of a string and an object per line. At most {@link MAX_HELD} bytes of a line start
  * are held back while it is classified; the bytes it forwards are views of the chunk it got
  * (held bytes that came with an earlier chunk are copied once).
  */
@@ -117,7 +147,11 @@ export class LogGate {
   readonly #budget: LogBudget;
   readonly #forward: (bytes: Uint8Array) => void;
   readonly #isPending: (id: number) => boolean;
-  readonly #expectsChunk: (id: number) => boolean;
+  readonly #claims: LogGateClaims;
+  /** Response ids passed uncharged (one line each). */
+  readonly #passedResponses = new Set<number>();
+  /** What the current line passed uncharged as, to be checked once the decoder has it. */
+  #claim: { readonly kind: "chunk" | "response"; readonly id: number } | undefined;
   /** At a line start: how many bytes of it were read so far (held, not forwarded yet). */
   #matched = 0;
   #phase: Phase = "prefix";
@@ -144,24 +178,24 @@ export class LogGate {
   #droppedLines = 0;
   #droppedOtherLines = 0;
   #chargedLines = 0;
+  #falseResponses = 0;
+  /** The length `claimChunk` allowed the current chunk line. */
+  #chunkAllowance = Infinity;
 
   /**
-   * @param forward receives the bytes that pass (the decoder's `receive`)
-   * @param isPending whether the host waits for the response to the request with this id (the
-   *   peer's `isPending`); without it, no id is
-   * @param expectsChunk whether a `$/chunk` of the stream with this request id is due (it has
-   *   credit): such a line passes uncharged like a response; without it, none is
+   * @param forward receives the bytes that pass (the decoder's `receive`); it must parse
+   *   synchronously, since the claims are checked right after a line's last byte went to it
+   * @param claims what passes uncharged (see {@linkcode LogGateClaims}); default: nothing
    */
   constructor(
     budget: LogBudget,
     forward: (bytes: Uint8Array) => void,
-    isPending: (id: number) => boolean = () => false,
-    expectsChunk: (id: number) => boolean = () => false,
+    claims: LogGateClaims = {},
   ) {
     this.#budget = budget;
     this.#forward = forward;
-    this.#isPending = isPending;
-    this.#expectsChunk = expectsChunk;
+    this.#isPending = claims.isPending ?? (() => false);
+    this.#claims = claims;
   }
 
   /** Lines dropped here so far, `$/log` and other. */
@@ -184,6 +218,19 @@ export class LogGate {
     return this.#chargedLines;
   }
 
+  /**
+   * Bytes of the line being forwarded, counted up to what was forwarded (its newline included
+   * once it came): while the decoder parses a line, that line's length.
+   */
+  get lineBytes(): number {
+    return this.#lineBytes;
+  }
+
+  /** Lines that passed uncharged as a response and were not it (then charged). */
+  get falseResponses(): number {
+    return this.#falseResponses;
+  }
+
   /** Feeds a chunk of stdout; forwards what passes, synchronously. */
   push(chunk: Uint8Array): void {
     const end = chunk.length;
@@ -200,24 +247,33 @@ export class LogGate {
             this.#allowance = Math.max(MIN_ALLOWANCE, this.#budget.availableBytes());
           }
         }
-        if (this.#mode === "charge" && this.#lineBytes + (stop - pos) > this.#allowance) {
-          // Too long for what the budget held: forward up to the allowance, end it, drop the rest.
+        if (this.#mode !== "drop" && this.#lineBytes + (stop - pos) > this.#allowance) {
+          // Too long for what the budget held (or for a chunk): forward up to the allowance, end
+          // it, drop the rest.
           const keep = Math.max(0, this.#allowance - this.#lineBytes);
           this.#forward(chunk.subarray(from, pos + keep));
           this.#forward(NEWLINE);
-          this.#budget.spend(this.#allowance);
+          if (this.#mode === "charge") {
+            this.#budget.spend(this.#allowance);
+            this.#droppedOtherLines++;
+          }
           this.#cutLines++;
-          this.#droppedOtherLines++;
           this.#mode = "drop";
           this.#lineBytes = this.#allowance;
           pos += keep;
           from = pos;
+          this.#settle(true);
           continue;
         }
-        if (this.#mode !== "pass") this.#lineBytes += stop - pos;
+        this.#lineBytes += stop - pos;
         if (this.#mode === "drop") from = stop;
         pos = stop;
-        if (lf >= 0) this.#endLine();
+        if (lf >= 0) {
+          // The whole line goes to the decoder before what it claimed to be is checked.
+          if (from < pos) this.#forward(chunk.subarray(from, pos));
+          from = pos;
+          this.#endLine();
+        }
         continue;
       }
       // At a line start: classify it, holding the bytes read back.
@@ -254,8 +310,10 @@ export class LogGate {
       this.#allowance = Infinity;
       this.#free = 0;
       this.#late = false;
-      if (kind === "response") this.#mode = "pass";
-      else if (kind === "id") {
+      if (kind === "response") {
+        this.#mode = "pass";
+        if (this.#claim?.kind === "chunk") this.#allowance = this.#chunkAllowance;
+      } else if (kind === "id") {
         // Passes uncharged up to `ID_FREE_BYTES`; past that, the budget decides (`#late`).
         this.#mode = "charge";
         this.#free = ID_FREE_BYTES;
@@ -300,6 +358,7 @@ export class LogGate {
     this.#savedLength = 0;
     this.#phase = "prefix";
     this.#prefix = LOG_PREFIX;
+    this.#claim = undefined; // the process is gone: nothing to check
   }
 
   /** Reads the next byte of a line start: whether it goes on with the form being matched. */
@@ -354,6 +413,7 @@ export class LogGate {
 
   /** What the line start read is (`complete`: it matched a form to its end). */
   #classify(complete: boolean): Kind {
+    this.#claim = undefined;
     switch (this.#phase) {
       case "prefix":
         return complete ? "log" : "other";
@@ -362,12 +422,22 @@ export class LogGate {
       case "key": {
         if (!complete) return "id";
         const id = this.#idNegative ? -this.#id : this.#id;
-        return Number.isSafeInteger(id) && this.#isPending(id) ? "response" : "id";
+        if (!Number.isSafeInteger(id) || !this.#isPending(id)) return "id";
+        // One uncharged line per pending request: another is charged like any other line.
+        if (this.#passedResponses.has(id)) return "other";
+        this.#passedResponses.add(id);
+        this.#claim = { kind: "response", id };
+        return "response";
       }
       case "chunk": {
-        // A chunk the stream has credit for passes like a response; any other is charged.
+        // A chunk the stream has an uncharged pass for goes like a response; any other is charged.
         const id = this.#idNegative ? -this.#id : this.#id;
-        return Number.isSafeInteger(id) && this.#expectsChunk(id) ? "response" : "other";
+        if (!Number.isSafeInteger(id)) return "other";
+        const max = this.#claims.claimChunk?.(id) ?? 0;
+        if (!(max > 0)) return "other";
+        this.#chunkAllowance = max;
+        this.#claim = { kind: "chunk", id };
+        return "response";
       }
     }
   }
@@ -387,7 +457,33 @@ export class LogGate {
     return false;
   }
 
+  /**
+   * The current line, which passed uncharged, has reached the decoder (whole, or `cut`): was it
+   * what its start claimed? A chunk's stream decides; a response that was not one (its id still
+   * pending) is charged now, as garbage.
+   */
+  #settle(cut: boolean): void {
+    const claim = this.#claim;
+    this.#claim = undefined;
+    if (claim === undefined) return;
+    if (claim.kind === "chunk") {
+      this.#claims.settleChunk?.(claim.id, cut);
+      return;
+    }
+    if (this.#isPending(claim.id)) {
+      this.#falseResponses++;
+      this.#chargedLines++;
+      this.#budget.spend(this.#lineBytes);
+    } else this.#passedResponses.delete(claim.id);
+    if (this.#passedResponses.size > PASSED_RESPONSES_SWEEP) {
+      for (const id of this.#passedResponses) {
+        if (!this.#isPending(id)) this.#passedResponses.delete(id);
+      }
+    }
+  }
+
   #endLine(): void {
+    if (this.#mode === "pass") this.#settle(false);
     if (this.#mode === "drop" && this.#allowance !== Infinity) {
       // The rest of a line that was cut: what was forwarded is charged, the rest dropped.
       this.#droppedLines++;

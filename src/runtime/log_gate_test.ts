@@ -218,6 +218,29 @@ function smallBudget(spent: boolean): LogBudget {
 
 const KIB = 1024;
 
+/**
+ * `isPending` for `ids` and a `forward` into `out` that, as the decoder does, settles the id the
+ * gate last asked about once the line that asked has been forwarded whole (its newline).
+ */
+function answering(ids: number[], out: Uint8Array[], asked: number[] = []) {
+  const pending = new Set(ids);
+  let asking: number | undefined;
+  return {
+    isPending(id: number): boolean {
+      asked.push(id);
+      if (pending.has(id)) asking ??= id;
+      return pending.has(id);
+    },
+    forward(bytes: Uint8Array): void {
+      out.push(bytes.slice());
+      if (asking !== undefined && bytes.includes(0x0a)) {
+        pending.delete(asking);
+        asking = undefined;
+      }
+    },
+  };
+}
+
 Deno.test("LogGate passes a response to a pending id whole and uncharged, whatever its size and the chunks", () => {
   const response = idLine('{"jsonrpc":"2.0","id":42,"result":', 1 << 20);
   const error = idLine('{"jsonrpc":"2.0","id":-7,"error":', 100 * KIB);
@@ -230,10 +253,8 @@ Deno.test("LogGate passes a response to a pending id whole and uncharged, whatev
     for (const cuts of splitsNear(input, [r + 20, r + 64 * KIB, e + 20, e + 64 * KIB], 24)) {
       const out: Uint8Array[] = [];
       const b = smallBudget(spent);
-      const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), (id) => {
-        asked.push(id);
-        return id === 42 || id === -7;
-      });
+      const answers = answering([42, -7], out, asked);
+      const gate = new LogGate(b, answers.forward, answers);
       const got = run(gate, input, cuts, out);
       assert.ok(got === dec.decode(input), `spent ${spent} cuts ${cuts}: ${got.length}`);
       assert.equal(gate.cutLines, 0);
@@ -262,7 +283,7 @@ Deno.test("LogGate charges, cuts and drops a response to an id not pending, and 
       for (const spent of [true, false]) {
         const out: Uint8Array[] = [];
         const b = smallBudget(spent);
-        const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), isPending);
+        const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), { isPending });
         const got = run(gate, input, cuts, out);
         const expected = READY + "\n" + long.slice(0, 64 * KIB) + "\n" + short + "\n";
         assert.ok(got === expected, `${head} spent ${spent} cuts ${cuts}: ${got.length}`);
@@ -274,7 +295,7 @@ Deno.test("LogGate charges, cuts and drops a response to an id not pending, and 
       // A budget that holds 1 MiB takes it whole, charged.
       const out: Uint8Array[] = [];
       const b = freshBudget();
-      const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), isPending);
+      const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), { isPending });
       assert.ok(run(gate, input, cuts, out) === dec.decode(input), `${head} cuts ${cuts}`);
       assert.equal(gate.cutLines, 0);
       assert.equal(gate.chargedLines, 2);
@@ -317,7 +338,9 @@ Deno.test("LogGate holds back at most a few dozen bytes of a line start", () => 
   ];
   const input = enc.encode(lines.join("\n") + "\n");
   const out: Uint8Array[] = [];
-  const gate = new LogGate(freshBudget(), (bytes) => out.push(bytes.slice()), () => true);
+  const gate = new LogGate(freshBudget(), (bytes) => out.push(bytes.slice()), {
+    isPending: () => true,
+  });
   let forwarded = 0;
   let most = 0;
   for (let i = 0; i < input.length; i++) {
@@ -341,7 +364,9 @@ Deno.test("LogGate.end forwards a line start it still holds, so the decoder repo
     const input = enc.encode(READY + "\n" + tail);
     for (const cuts of splits(input)) {
       const out: Uint8Array[] = [];
-      const gate = new LogGate(budget(true), (bytes) => out.push(bytes.slice()), () => true);
+      const gate = new LogGate(budget(true), (bytes) => out.push(bytes.slice()), {
+        isPending: () => true,
+      });
       run(gate, input, cuts, out);
       gate.end();
       assert.equal(out.map((x) => dec.decode(x)).join(""), READY + "\n" + tail, `cuts ${cuts}`);

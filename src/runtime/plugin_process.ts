@@ -440,12 +440,13 @@ export class PluginProcess implements AsyncDisposable {
     // must not make the host allocate a new chunk per read and wait for the GC to free it.
     const reader = this.#child.stdout.getReader({ mode: "byob" });
     const peer = this.#peer;
-    const gate = new LogGate(
-      this.#plugLog.budget,
-      (bytes) => peer.receive(bytes),
-      (id) => peer.isPending(id),
-      (id) => this.#streams.expects(id),
-    );
+    const streams = this.#streams;
+    const gate = new LogGate(this.#plugLog.budget, (bytes) => peer.receive(bytes), {
+      isPending: (id) => peer.isPending(id),
+      claimChunk: (id) => streams.claimChunk(id),
+      settleChunk: (id, cut) => streams.settleChunk(id, cut),
+    });
+    streams.lineBytes = () => gate.lineBytes;
     let buf = new Uint8Array(PIPE_CHUNK);
     try {
       for (;;) {

@@ -1,9 +1,17 @@
 import { getLogger } from "@logtape/logtape";
 import { quote } from "./record_cap.ts";
+import { PluginTimeoutError } from "./plugin_errors.ts";
 import { StreamError } from "./stream_error.ts";
 
 /** Chunks a stream may have in flight at most (the largest credit window). */
 export const MAX_STREAM_WINDOW = 4096;
+/**
+ * The bytes of chunks (as JSON lines) the host holds for one stream at most, by default: each
+ * chunk may be at most this much divided by the window (`max_chunk_bytes`).
+ */
+export const DEFAULT_STREAM_BUFFER_BYTES = 16 * 1024 * 1024;
+/** The least `max_chunk_bytes` a stream may ask for (`maxBufferedBytes / window`). */
+export const MIN_CHUNK_BYTES = 1024;
 /** Ended streams whose late chunks (sent with credit before the cancel arrived) are expected. */
 const ENDED_LIMIT = 1024;
 
@@ -20,6 +28,12 @@ export interface ChunkSink {
    * deadline still applies).
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * The bytes of chunks the host may hold for this stream (chunk lines as JSON): each chunk may
+   * be at most `floor(maxBufferedBytes / window)` bytes (and at most `max_line_bytes`), which
+   * the plugin gets as `max_chunk_bytes`. Default: {@linkcode DEFAULT_STREAM_BUFFER_BYTES}.
+   */
+  readonly maxBufferedBytes?: number;
   /** Called once, when the request goes out: `grant(n)` gives the plugin `n` more chunks. */
   open(grant: (n: number) => void): void;
   /** One chunk, in order (`seq` 0, 1, ...). */
@@ -52,6 +66,8 @@ export interface StreamIo {
 class OpenStream {
   granted: number;
   received = 0;
+  /** Lines the log gate let pass uncharged as its chunks (at most `granted`). */
+  passed = 0;
   failure: StreamError | undefined;
   idle: ReturnType<typeof setTimeout> | undefined;
   constructor(
@@ -59,6 +75,7 @@ class OpenStream {
     readonly method: string,
     readonly sink: ChunkSink,
     readonly controller: AbortController,
+    readonly maxChunkBytes: number,
   ) {
     this.granted = sink.window;
   }
@@ -69,11 +86,16 @@ class OpenStream {
  * control. A stream starts with `$/stream {request, credit, max_chunk_bytes}` right before its
  * request; each `$/chunk {request, seq, data}` spends one credit; the sink grants more with
  * `$/credit {request, n}` as its consumer reads, so the host never holds more than the
- * window of chunks per stream. The response `{chunks, result}` ends it.
+ * window of chunks per stream, each at most `max_chunk_bytes` (`maxBufferedBytes / window`,
+ * at most `max_line_bytes`). The response `{chunks, result}` ends it.
  *
  * A chunk without credit, out of order, or malformed for a stream in flight ends that stream
  * (`STREAM_PROTOCOL`, `$/cancel` to the plugin) and is logged; a chunk for a request that is no
- * stream is logged and dropped. The process keeps serving.
+ * stream is logged and dropped. The process keeps serving. A line the log gate let pass as a
+ * chunk ({@linkcode PluginStreams.claimChunk}) that was none, or was longer than
+ * `max_chunk_bytes`, ends its stream the same way. A stream whose deadline passes while the
+ * plugin has no credit (its consumer did not read) fails with `STREAM_NOT_READ`, not
+ * `PLUGIN_TIMEOUT`: the plugin was waiting, so it is not the plugin's failure.
  */
 export class PluginStreams {
   readonly #plugin: string;
@@ -83,8 +105,16 @@ export class PluginStreams {
   readonly #ended = new Set<number>();
   readonly #log;
   #unknownChunks = 0;
+  /** The stream whose chunk the line being decoded claims to be, and whether it was. */
+  #claim: OpenStream | undefined;
+  #claimMet = false;
   /** Whether the plugin's SDK announced `features: ["stream"]` in `$/ready`. */
   enabled = false;
+  /**
+   * The length in bytes of the stdout line being decoded (the log gate's `lineBytes`): a chunk
+   * over its stream's `max_chunk_bytes` is refused. Default: unknown (0, nothing refused).
+   */
+  lineBytes: () => number = () => 0;
 
   /**
    * @param plugin its name
@@ -107,10 +137,49 @@ export class PluginStreams {
     return this.#open.size;
   }
 
-  /** Whether a `$/chunk` of request `id` is expected now (the log gate passes it uncharged). */
-  expects(id: number): boolean {
+  /**
+   * A line begins like a `$/chunk` of request `id` (the log gate asks): if that stream has an
+   * uncharged pass left (`granted - passed`), spends it and returns the stream's
+   * `max_chunk_bytes`, the most the line may have; else 0 (the gate charges the line).
+   */
+  claimChunk(id: number): number {
     const s = this.#open.get(id);
-    return s !== undefined && s.failure === undefined && s.received < s.granted;
+    if (s === undefined || s.failure !== undefined || s.passed >= s.granted) return 0;
+    s.passed++;
+    this.#claim = s;
+    this.#claimMet = false;
+    return s.maxChunkBytes;
+  }
+
+  /**
+   * The line {@linkcode PluginStreams.claimChunk} let pass reached the decoder: unless it was a
+   * `$/chunk` of that stream (or it was `cut` at `max_chunk_bytes`), the stream fails.
+   */
+  settleChunk(id: number, cut: boolean): void {
+    const s = this.#claim;
+    const met = this.#claimMet;
+    this.#claim = undefined;
+    this.#claimMet = false;
+    if (s === undefined || s.id !== id) return;
+    if (cut) {
+      this.#fail(
+        s,
+        this.#violation(
+          s,
+          `it sent a $/chunk line longer than max_chunk_bytes (${s.maxChunkBytes} bytes); ` +
+            "it was cut and not read",
+        ),
+      );
+    } else if (!met) {
+      this.#fail(
+        s,
+        this.#violation(
+          s,
+          "it sent a line that begins as its $/chunk but is none (not JSON, or it names " +
+            "another request)",
+        ),
+      );
+    }
   }
 
   /**
@@ -131,6 +200,14 @@ export class PluginStreams {
         `a stream's window must be a whole number from 1 to ${MAX_STREAM_WINDOW}, got ${sink.window}`,
       );
     }
+    const buffer = sink.maxBufferedBytes ?? DEFAULT_STREAM_BUFFER_BYTES;
+    const maxChunkBytes = Math.min(this.#maxChunkBytes, Math.floor(buffer / sink.window));
+    if (!Number.isSafeInteger(buffer) || maxChunkBytes < MIN_CHUNK_BYTES) {
+      throw new RangeError(
+        `a stream's maxBufferedBytes must be a whole number of at least ${MIN_CHUNK_BYTES} ` +
+          `bytes per chunk of its window (${sink.window}), got ${buffer}`,
+      );
+    }
     const controller = new AbortController();
     const signal = options.signal
       ? AbortSignal.any([options.signal, controller.signal])
@@ -141,12 +218,12 @@ export class PluginStreams {
         signal,
         timeoutMs: options.timeoutMs,
         onId: (id) => {
-          s = new OpenStream(id, method, sink, controller);
+          s = new OpenStream(id, method, sink, controller, maxChunkBytes);
           this.#open.set(id, s);
           this.#notify("$/stream", {
             request: id,
             credit: sink.window,
-            max_chunk_bytes: this.#maxChunkBytes,
+            max_chunk_bytes: maxChunkBytes,
           });
           io.onId?.(id);
           sink.open((n) => this.#grant(s!, n));
@@ -173,7 +250,12 @@ export class PluginStreams {
       return end!.result ?? null;
     } catch (e) {
       if (s?.failure) throw s.failure;
-      throw io.mapError(e);
+      const error = io.mapError(e);
+      // Its deadline passed while the plugin had no credit: it was waiting for the consumer.
+      if (s !== undefined && s.received >= s.granted && error instanceof PluginTimeoutError) {
+        throw this.#notRead(s, options.timeoutMs, error);
+      }
+      throw error;
     } finally {
       if (s !== undefined) {
         clearTimeout(s.idle);
@@ -189,6 +271,7 @@ export class PluginStreams {
   onChunk(params: unknown): void {
     const p = params as { request?: unknown; seq?: unknown; data?: unknown } | null | undefined;
     const id = p?.request;
+    if (this.#claim !== undefined && id === this.#claim.id) this.#claimMet = true;
     const s = typeof id === "number" ? this.#open.get(id) : undefined;
     if (s === undefined) {
       if (typeof id === "number" && this.#ended.has(id)) return; // crossed the cancel
@@ -226,6 +309,19 @@ export class PluginStreams {
       );
       return;
     }
+    const bytes = this.lineBytes();
+    if (bytes > s.maxChunkBytes) {
+      // A line the gate did not pass as a chunk (another key order): it was charged, not cut.
+      this.#fail(
+        s,
+        this.#violation(
+          s,
+          `it sent chunk ${s.received} in a line of ${bytes} bytes, over max_chunk_bytes ` +
+            `(${s.maxChunkBytes} bytes)`,
+        ),
+      );
+      return;
+    }
     s.received++;
     this.#arm(s);
     s.sink.push(p!.data);
@@ -257,6 +353,19 @@ export class PluginStreams {
         ),
       );
     }, ms);
+  }
+
+  #notRead(s: OpenStream, timeoutMs: number, cause: unknown): StreamError {
+    return new StreamError(
+      "STREAM_NOT_READ",
+      this.#plugin,
+      s.method,
+      `the stream of ${this.#plugin}.${s.method} (request ${s.id}) reached its deadline ` +
+        `(${timeoutMs} ms) while the plugin waited for credit: the consumer did not read the ` +
+        `chunks the host held (window ${s.sink.window}); read the stream as it comes, or give ` +
+        "it a longer timeoutMs. The plugin was cancelled; this does not count against it",
+      { cause, details: { request: s.id, timeoutMs, received: s.received } },
+    );
   }
 
   #violation(s: OpenStream, reason: string): StreamError {

@@ -9,7 +9,12 @@ export type StreamErrorCode =
   /** The plugin broke the streaming protocol (a chunk without credit, out of order, ...). */
   | "STREAM_PROTOCOL"
   /** The plugin sent no chunk for `idleTimeoutMs` while it had credit. */
-  | "STREAM_IDLE";
+  | "STREAM_IDLE"
+  /**
+   * The stream's deadline passed while the plugin had no credit: its consumer did not read.
+   * Not the plugin's failure (the circuit breaker does not count it).
+   */
+  | "STREAM_NOT_READ";
 
 /**
  * A stream could not be opened or was ended because of how it was asked for or answered.

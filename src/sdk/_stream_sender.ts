@@ -90,10 +90,15 @@ export class StreamSender {
     const schema = this.#chunkSchema(method);
     if (schema === undefined || schema === true) return undefined;
     if (typeof schema !== "object" || schema === null) {
-      return compileSchema(schema, { root: "chunk" });
+      return compileSchema(schema, { root: "chunk", linearPatterns: false });
     }
     let v = this.#validators.get(schema);
-    if (v === undefined) this.#validators.set(schema, v = compileSchema(schema, { root: "chunk" }));
+    if (v === undefined) {
+      this.#validators.set(
+        schema,
+        v = compileSchema(schema, { root: "chunk", linearPatterns: false }),
+      );
+    }
     return v;
   }
 
@@ -334,8 +339,11 @@ class OutStream {
       if (bytes > max) {
         throw new StreamFailure(
           "STREAM_CHUNK_TOO_LARGE",
-          `chunk ${seq} of "${this.#method}" is ${bytes} bytes of JSON; the host takes at most ` +
-            `${max} (its max_line_bytes less the envelope): send smaller chunks`,
+          `chunk ${seq} of "${this.#method}" is ${bytes} bytes of JSON; this stream takes at ` +
+            `most ${max} (the host's max_chunk_bytes, ${this.#maxChunkBytes}, less the ` +
+            "envelope; the host sets it to maxBufferedBytes / window, at most max_line_bytes): " +
+            "send smaller chunks, or have the consumer open the stream with a smaller window " +
+            "or a larger maxBufferedBytes",
           { method: this.#method, seq, bytes, max },
         );
       }

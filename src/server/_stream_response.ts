@@ -1,5 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import type { PluginStream } from "../host/mod.ts";
+import { StreamError } from "../runtime/mod.ts";
 import { errorStatus } from "./error_status.ts";
 import { HttpError } from "./http_error.ts";
 
@@ -8,7 +9,10 @@ export type StreamFormat = "sse" | "ndjson";
 
 const SSE_TYPE = "text/event-stream";
 const NDJSON_TYPE = "application/x-ndjson";
-/** The credit window of a gateway stream: what the host holds while the client is slow. */
+/**
+ * The credit window of a gateway stream: what the host holds while the client is slow. With
+ * `host.stream`'s default `maxBufferedBytes` (16 MiB) a chunk may be at most 1 MiB of JSON.
+ */
 export const GATEWAY_STREAM_WINDOW = 16;
 const encoder = new TextEncoder();
 const log = getLogger(["plugsconc", "http"]);
@@ -92,7 +96,11 @@ export async function streamResponse(
         controller.enqueue(encodeEvent(format, "result", await stream.result));
         end("result");
       } catch (e) {
-        const s = errorStatus(errorOf(e), requestId);
+        const error = errorOf(e);
+        // The client stopped reading until the deadline: its own doing, not an internal error.
+        const s = error instanceof StreamError && error.code === "STREAM_NOT_READ"
+          ? { code: error.code, message: error.message }
+          : errorStatus(error, requestId);
         if (s.code === "INTERNAL") log.error("stream failed: {error}", { requestId, error: e });
         controller.enqueue(encodeEvent(format, "error", { code: s.code, message: s.message }));
         end(s.code);

@@ -45,6 +45,7 @@ const STATUS: Readonly<Record<string, number>> = {
   STREAM_NOT_SUPPORTED: 501,
   STREAM_PROTOCOL: 502,
   STREAM_IDLE: 504,
+  STREAM_NOT_READ: 504,
 };
 
 /** JSON-RPC "invalid params": the caller sent what the handler refuses. */
