@@ -1,4 +1,6 @@
 import type { LogBudget } from "./log_budget.ts";
+import type { Kind, LogGateClaims, Mode, Phase } from "./_log_gate_types.ts";
+export type { LogGateClaims } from "./_log_gate_types.ts";
 
 const LF = 0x0a;
 const MINUS = 0x2d;
@@ -36,62 +38,8 @@ const ID_FREE_BYTES = 64 * 1024;
 /** Ends a line cut short, so that the decoder sees (and reports) a line that is not JSON. */
 const NEWLINE = Uint8Array.of(LF);
 
-/** What the gate asks about a line start in the SDK's forms (without them, none passes free). */
-export interface LogGateClaims {
-  /** Whether the host waits for the response with this id (the peer's `isPending`). */
-  readonly isPending?: (id: number) => boolean;
-  /**
-   * A line begins like a `$/chunk` of the stream with request `id`: may it pass uncharged?
-   * Returns the most bytes the line may have (its newline included), or 0 when no chunk of
-   * that stream is due. A nonzero answer spends one of the stream's uncharged passes
-   * (`credit granted - lines already passed`), whatever the line turns out to be.
-   */
-  readonly claimChunk?: (id: number) => number;
-  /**
-   * The line `claimChunk` let pass has reached the decoder, which parsed it: whole, or `cut` at
-   * its limit (the decoder got a line that is not JSON).
-   */
-  readonly settleChunk?: (id: number, cut: boolean) => void;
-}
-
 /** Response ids passed uncharged whose request may still be pending, kept at most (then swept). */
 const PASSED_RESPONSES_SWEEP = 1024;
-
-/** What the gate does with the rest of the current line. */
-type Mode =
-  /** At a line start, classifying it (the bytes read so far are held back). */
-  | "scan"
-  /** Forwarding it, uncharged (a response the host waits for, or a `$/log` line the budget takes). */
-  | "pass"
-  /**
-   * Forwarding it and counting its bytes, charged to the byte budget when it ends (unless it
-   * ends within `#free` bytes); cut past `#allowance`.
-   */
-  | "charge"
-  /** Dropping it (the budget refused it), counting its bytes. */
-  | "drop";
-
-/** What a line start was classified as. */
-type Kind =
-  /** `$/log` in the SDK's form. */
-  | "log"
-  /** In the id form, with a numeric id and `result` or `error` next. */
-  | "response"
-  /** In the id form, with a numeric id but no `result` or `error` next (e.g. a request). */
-  | "id"
-  /** Anything else. */
-  | "other";
-
-/** Where the classification of a line start is. */
-type Phase =
-  /** Comparing with the prefixes. */
-  | "prefix"
-  /** After the chunk prefix, its id and comma: a `$/chunk` line of that stream. */
-  | "chunk"
-  /** After the id prefix: reading the id (`-?` and digits) up to its comma. */
-  | "id"
-  /** After the id's comma: comparing with `"result":` and `"error":`. */
-  | "key";
 
 /**
  * Sits between a plugin's stdout and the JSON-RPC decoder, and keeps what a plugin writes
