@@ -217,6 +217,17 @@ export function parseYamlSource(
       message: "alias expansion limit exceeded (a YAML alias bomb?)",
     }], { cause });
   }
+  if (isCyclic(value)) {
+    throw new ConfigError("CONFIG_YAML", `${file}: ${kind} is refused`, [{
+      file,
+      path: "",
+      line: 1,
+      column: 1,
+      found: "an alias inside the node it names",
+      expected: "aliases to nodes that do not contain them",
+      message: "an alias refers to a node that contains it: the value would be endless",
+    }]);
+  }
   return {
     file,
     value,
@@ -251,4 +262,28 @@ function nodeAt(doc: Document, path: readonly PropertyKey[], key: boolean): Node
     } else break;
   }
   return found;
+}
+
+/** Whether `value` contains itself (a YAML alias inside the node it names). Iterative. */
+function isCyclic(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return false;
+  // Depth-first with the path of open nodes: a node met again while open closes a cycle.
+  const open = new Set<object>();
+  const todo: [object, boolean][] = [[value, false]];
+  while (todo.length > 0) {
+    const [node, leaving] = todo.pop()!;
+    if (leaving) {
+      open.delete(node);
+      continue;
+    }
+    if (open.has(node)) return true;
+    open.add(node);
+    todo.push([node, true]);
+    for (const child of Object.values(node)) {
+      if (child === null || typeof child !== "object") continue;
+      if (open.has(child)) return true;
+      todo.push([child, false]);
+    }
+  }
+  return false;
 }

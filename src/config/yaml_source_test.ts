@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { findExcessiveNesting, formatPath } from "./mod.ts";
+import { ConfigError, findExcessiveNesting, formatPath, parseYamlSource } from "./mod.ts";
 
 Deno.test("findExcessiveNesting() counts flow, block and sequence nesting", () => {
   assert.equal(findExcessiveNesting("a: [[[1]]]\n", 4), undefined);
@@ -19,4 +19,17 @@ Deno.test("findExcessiveNesting() ignores brackets in quotes, comments and block
 Deno.test("formatPath() writes keys dotted and indexes in brackets", () => {
   assert.equal(formatPath(["plugins", "cat", "env", 0, "x"]), "plugins.cat.env[0].x");
   assert.equal(formatPath([]), "");
+});
+
+Deno.test("parseYamlSource() refuses an alias inside the node it names, and keeps shared aliases", () => {
+  assert.throws(
+    () => parseYamlSource("keys: &k { a: x, self: *k }\n", "c.yaml"),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.match(JSON.stringify(e.issues), /refers to a node that contains it/);
+      return true;
+    },
+  );
+  const ok = parseYamlSource("base: &b { a: 1 }\none: *b\ntwo: *b\n", "c.yaml");
+  assert.deepEqual(ok.value, { base: { a: 1 }, one: { a: 1 }, two: { a: 1 } });
 });
