@@ -1,4 +1,5 @@
 import {
+  type EndpointCallOptions,
   type PluginEndpoint,
   type PluginState,
   type StreamCallOptions,
@@ -61,11 +62,7 @@ export class OverflowEndpoint implements PluginEndpoint {
   async call(
     method: string,
     params: unknown,
-    options: {
-      readonly signal?: AbortSignal;
-      readonly timeoutMs: number;
-      readonly chain?: readonly string[];
-    },
+    options: EndpointCallOptions,
   ): Promise<unknown> {
     const local = this.#local.state === "ready" && this.#localInFlight < this.#after;
     if (!local && this.#remote.state === "ready") {

@@ -1,4 +1,9 @@
-import { type PluginEndpoint, type PluginState, PluginUnavailableError } from "../runtime/mod.ts";
+import {
+  type EndpointCallOptions,
+  type PluginEndpoint,
+  type PluginState,
+  PluginUnavailableError,
+} from "../runtime/mod.ts";
 import type { RemoteLink, RemoteWorkerInfo } from "./remote_link.ts";
 
 /**
@@ -58,11 +63,7 @@ export class RemoteEndpoint implements PluginEndpoint {
   async call(
     method: string,
     params: unknown,
-    options: {
-      readonly signal?: AbortSignal;
-      readonly timeoutMs: number;
-      readonly chain?: readonly string[];
-    },
+    options: EndpointCallOptions,
   ): Promise<unknown> {
     if (this.state !== "ready") throw this.#unavailable(method);
     this.#inFlight++;

@@ -11,6 +11,7 @@ import {
 import { connectChecked } from "./_connect_checked.ts";
 import { svcm } from "./_svcm.ts";
 import {
+  type EndpointCallOptions,
   PluginCallCancelledError,
   PluginCallError,
   PluginProtocolError,
@@ -164,11 +165,7 @@ export class RemoteLink implements AsyncDisposable {
     plugin: string,
     method: string,
     params: unknown,
-    options: {
-      readonly signal?: AbortSignal;
-      readonly timeoutMs: number;
-      readonly chain?: readonly string[];
-    },
+    options: EndpointCallOptions,
   ): Promise<unknown> {
     const { signal, timeoutMs } = options;
     const subject = callSubject(plugin, method);

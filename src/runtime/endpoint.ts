@@ -4,6 +4,14 @@ import type { StreamCallOptions } from "./plugin_streams.ts";
 /** What an instance answers to `$/health`, checked and normalised by the caller. */
 export type HealthAnswer = unknown;
 
+/** The options of one {@linkcode PluginEndpoint.call}. */
+export interface EndpointCallOptions {
+  readonly signal?: AbortSignal;
+  readonly timeoutMs: number;
+  /** The plugins whose calls led to this one, ending with this plugin (internal). */
+  readonly chain?: readonly string[];
+}
+
 /**
  * One instance of a plugin, as the call pipeline, the health checks and the host see it: the
  * seam between "where a plugin runs" and "how calls reach it". A local process under a
@@ -36,12 +44,7 @@ export interface PluginEndpoint {
   call(
     method: string,
     params: unknown,
-    options: {
-      readonly signal?: AbortSignal;
-      readonly timeoutMs: number;
-      /** The plugins whose calls led to this one, ending with this plugin (internal). */
-      readonly chain?: readonly string[];
-    },
+    options: EndpointCallOptions,
   ): Promise<unknown>;
   /**
    * Streams one call on the incarnation serving now, as `call` sends one: chunks go to

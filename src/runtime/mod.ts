@@ -37,7 +37,7 @@ export {
   type PluginProcessOptions,
   type ReadyInfo,
 } from "./plugin_process.ts";
-export type { HealthAnswer, PluginEndpoint } from "./endpoint.ts";
+export type { EndpointCallOptions, HealthAnswer, PluginEndpoint } from "./endpoint.ts";
 export {
   type ChunkSink,
   MAX_STREAM_WINDOW,

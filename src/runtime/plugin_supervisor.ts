@@ -1,3 +1,4 @@
+import type { EndpointCallOptions } from "./endpoint.ts";
 import { getLogger } from "@logtape/logtape";
 import type { PluginDefaults } from "../config/mod.ts";
 import { PluginUnavailableError, stderrSummary } from "./plugin_errors.ts";
@@ -144,11 +145,7 @@ export class PluginSupervisor implements PluginEndpoint, AsyncDisposable {
   call(
     method: string,
     params: unknown,
-    options: {
-      readonly signal?: AbortSignal;
-      readonly timeoutMs: number;
-      readonly chain?: readonly string[];
-    },
+    options: EndpointCallOptions,
   ): Promise<unknown> {
     const proc = this.#process;
     if (proc === undefined || this.#state !== "ready") {
