@@ -323,75 +323,60 @@ Deno.test("a reload that grants another plugin's method is held under strict, an
   assert.equal(secret.error?.code, "PLUGIN_CALL_NOT_ALLOWED");
 });
 
-Deno.test("over NATS: a local caller reaches a remote target; a caller on a worker without the target fails at once", async () => {
-  await using nats = await startNatsServer();
-  const remote = { nats: { servers: [nats.url] } };
+/**
+ * A NATS worker running the fixtures `onWorker`, and a host with a-caller and b-callee where
+ * `remote` is placed on the workers (ready when this resolves).
+ */
+async function overNats(url: string, onWorker: string[], remote: string, workerId: string) {
+  const nats = { nats: { servers: [url] } };
   const quiet = { security: { permission_audit: false }, watcher: { enabled: false } };
-  {
-    // b-callee runs on a worker; a-caller locally.
-    await using workerHome = await makeHome({ ...quiet, remote });
-    await workerHome.addPlugin(join(FIXTURE_PLUGINS, "callee_b"));
-    await using workerHost = await workerHome.startHost();
-    await using _worker = await RemoteWorker.start({ host: workerHost, workerId: "wb" });
-    await using home = await makeHome({
-      ...quiet,
-      remote,
-      plugins: { [B]: { placement: "remote" } },
-    });
+  const stack = new AsyncDisposableStack();
+  try {
+    const workerHome = stack.use(await makeHome({ ...quiet, remote: nats }));
+    for (const f of onWorker) await workerHome.addPlugin(join(FIXTURE_PLUGINS, f));
+    const workerHost = stack.use(await workerHome.startHost());
+    stack.use(await RemoteWorker.start({ host: workerHost, workerId }));
+    const home = stack.use(
+      await makeHome({ ...quiet, remote: nats, plugins: { [remote]: { placement: "remote" } } }),
+    );
     await home.addPlugin(join(FIXTURE_PLUGINS, "caller_a"));
     await home.addPlugin(join(FIXTURE_PLUGINS, "callee_b"));
-    await using host = await home.startHost();
+    const host = stack.use(await home.startHost());
     assert.ok(
-      await waitFor(() => host.plugins().find((p) => p.name === B)?.state === "ready", 10_000),
+      await waitFor(() => host.plugins().find((p) => p.name === remote)?.state === "ready", 10_000),
     );
-    assert.deepEqual(await viaA(host, { plugin: B, method: "add", params: { a: 4, b: 5 } }), {
+    return { workerHost, host, [Symbol.asyncDispose]: () => stack.disposeAsync() };
+  } catch (e) {
+    await stack.disposeAsync();
+    throw e;
+  }
+}
+
+Deno.test("over NATS: a local caller reaches a remote target; a caller on a worker without the target fails at once", async () => {
+  await using nats = await startNatsServer();
+  {
+    // b-callee runs on a worker; a-caller locally.
+    await using run = await overNats(nats.url, ["callee_b"], B, "wb");
+    assert.deepEqual(await viaA(run.host, { plugin: B, method: "add", params: { a: 4, b: 5 } }), {
       ok: 9,
     });
   }
   {
     // a -> b on a worker -> a on that worker: the chain travels with the call, still a cycle.
-    await using workerHome = await makeHome({ ...quiet, remote });
-    await workerHome.addPlugin(join(FIXTURE_PLUGINS, "callee_b"));
-    await workerHome.addPlugin(join(FIXTURE_PLUGINS, "caller_a"));
-    await using workerHost = await workerHome.startHost();
-    await using _worker = await RemoteWorker.start({ host: workerHost, workerId: "wab" });
-    await using home = await makeHome({
-      ...quiet,
-      remote,
-      plugins: { [B]: { placement: "remote" } },
-    });
-    await home.addPlugin(join(FIXTURE_PLUGINS, "caller_a"));
-    await home.addPlugin(join(FIXTURE_PLUGINS, "callee_b"));
-    await using host = await home.startHost();
-    assert.ok(
-      await waitFor(() => host.plugins().find((p) => p.name === B)?.state === "ready", 10_000),
-    );
-    const back = await viaA(host, { plugin: B, method: "back", params: { method: "echo" } });
+    await using run = await overNats(nats.url, ["callee_b", "caller_a"], B, "wab");
+    const back = await viaA(run.host, { plugin: B, method: "back", params: { method: "echo" } });
     const inner = (back.ok as Outcome | undefined)?.error;
     assert.equal(inner?.code, "PLUGIN_CALL_CYCLE", JSON.stringify(back));
     assert.deepEqual(inner?.details?.chain, [A, B, A]);
-    assert.equal((await workerHost.call(A, "counts") as Record<string, number>).echo, undefined);
+    const counts = await run.workerHost.call(A, "counts") as Record<string, number>;
+    assert.equal(counts.echo, undefined);
   }
   {
     // a-caller runs on a worker that has no b-callee.
-    await using workerHome = await makeHome({ ...quiet, remote });
-    await workerHome.addPlugin(join(FIXTURE_PLUGINS, "caller_a"));
-    await using workerHost = await workerHome.startHost();
-    await using _worker = await RemoteWorker.start({ host: workerHost, workerId: "wa" });
-    await using home = await makeHome({
-      ...quiet,
-      remote,
-      plugins: { [A]: { placement: "remote" } },
-    });
-    await home.addPlugin(join(FIXTURE_PLUGINS, "caller_a"));
-    await home.addPlugin(join(FIXTURE_PLUGINS, "callee_b"));
-    await using host = await home.startHost();
-    assert.ok(
-      await waitFor(() => host.plugins().find((p) => p.name === A)?.state === "ready", 10_000),
-    );
-    const outcome = await viaA(host, { plugin: B, method: "add", params: { a: 1, b: 2 } });
+    await using run = await overNats(nats.url, ["caller_a"], A, "wa");
+    const outcome = await viaA(run.host, { plugin: B, method: "add", params: { a: 1, b: 2 } });
     assert.equal(outcome.error?.code, "PLUGIN_NOT_FOUND", JSON.stringify(outcome));
     assert.doesNotMatch(outcome.error!.message, /known plugins/);
-    assert.equal((await host.call(B, "counts") as Record<string, number>).add, undefined);
+    assert.equal((await run.host.call(B, "counts") as Record<string, number>).add, undefined);
   }
 });
