@@ -73,7 +73,7 @@ export function generateTypes(plugin: TypedPlugin): string {
     const optional = spec.params === undefined || acceptsNull(spec.params);
     const key = IDENT.test(method) ? method : JSON.stringify(method);
     members.push(
-      `  /** Calls ${plugin.name}.${commentSafe(JSON.stringify(method))}. */`,
+      `  /** Calls ${plugin.name}.${commentSafe(key)}. */`,
       `  ${key}(params${
         optional ? "?" : ""
       }: ${params}, options?: CallOptions): Promise<${result}>;`,
