@@ -4,97 +4,26 @@
  * naming it; a grant the host will not give (or a module graph that leaves the plugin folder)
  * keeps the plugin from being spawned at all, with a `SandboxError` the host reports.
  *
- * Network traffic goes only to loopback listeners this file opens; the metadata address is
- * checked through permission queries and the compiled flags, never by connecting.
+ * The network tests are in `sandbox_net_test.ts`.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { stringify } from "yaml";
-import type { PluginHost } from "../src/host/mod.ts";
-import { PluginCallError, PluginCrashedError, PluginUnavailableError } from "../src/runtime/mod.ts";
-import { SandboxError } from "../src/sandbox/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, ROOT, SAMPLE_PLUGINS, type TestHome } from "./_helpers.ts";
-
-const PROBE = join(FIXTURE_PLUGINS, "probe");
-const HOG = join(ROOT, "tests/fixtures/sandbox/hog");
-const DIALER = join(ROOT, "tests/fixtures/sandbox/dialer");
-const IMPORTER = join(ROOT, "tests/fixtures/sandbox/importer");
-const CAT = join(SAMPLE_PLUGINS, "cat");
-const FETCH = join(SAMPLE_PLUGINS, "fetch");
-
-/** A manifest rewrite appending `capabilities` to a fixture manifest that has none. */
-function withCapabilities(capabilities: Record<string, unknown>): (text: string) => string {
-  return (text) => {
-    assert.doesNotMatch(text, /^capabilities:/m, "the fixture manifest must start with none");
-    return `${text.trimEnd()}\n${stringify({ capabilities })}`;
-  };
-}
-
-/** Copies the probe plugin into `home` with `capabilities`; returns the plugin folder. */
-function addProbe(
-  home: TestHome,
-  capabilities: Record<string, unknown>,
-  as?: string,
-): Promise<string> {
-  return home.addPlugin(PROBE, { as, manifest: withCapabilities(capabilities) });
-}
-
-/**
- * A test home whose host does not watch the plugins folder: these tests change plugin folders
- * only before the host starts, and hot reload is not what they test.
- */
-function sandboxHome(config: Record<string, unknown> = {}): Promise<TestHome> {
-  return makeHome({ watcher: { enabled: false }, ...config });
-}
-
-/** The private data folder the host gives plugin `name` (`${DATA_DIR}`). */
-function dataDirOf(home: TestHome, name: string): string {
-  return join(home.dir, "data", "plugins", name);
-}
-
-/** What `promise` rejects with; fails the test if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  return assert.fail("expected the call to fail");
-}
-
-/**
- * Asserts that the call failed inside the plugin with Deno's NotCapable (the SDK sends the
- * error class name, so it is in the message) and returns the message.
- */
-async function assertNotCapable(call: Promise<unknown>): Promise<string> {
-  const error = await rejection(call);
-  assert.ok(error instanceof PluginCallError, `expected a PluginCallError, got ${error}`);
-  assert.match(error.message, /NotCapable/);
-  return error.message;
-}
-
-/**
- * Asserts that plugin `name` was refused before any process ran: `failed`, no pid, an error
- * in `plugins()`, and calls rejected with the host's `SandboxError` as the cause.
- */
-async function refusal(host: PluginHost, name: string): Promise<SandboxError> {
-  const info = host.plugins().find((p) => p.name === name);
-  assert.ok(info, `plugin ${name} is not managed by the host`);
-  assert.equal(info.state, "failed");
-  assert.equal(info.pid, undefined);
-  assert.equal(host.supervisor(name)?.process, undefined, "no process may have been spawned");
-  const error = await rejection(host.call(name, "env", { name: "X" }));
-  assert.ok(error instanceof PluginUnavailableError, `got ${error}`);
-  assert.ok(error.cause instanceof SandboxError, `the cause is ${error.cause}`);
-  assert.equal(info.error, error.cause.message);
-  return error.cause;
-}
-
-/** The value of a `--flag=a,b` argument, split on commas (empty when absent). */
-function flagValues(argv: readonly string[] | undefined, flag: string): string[] {
-  const arg = argv?.find((a) => a.startsWith(`${flag}=`));
-  return arg === undefined ? [] : arg.slice(flag.length + 1).split(",");
-}
+import { PluginCallError, PluginCrashedError } from "../src/runtime/mod.ts";
+import { type TestHome } from "./_helpers.ts";
+import {
+  addProbe,
+  assertNotCapable,
+  CAT,
+  dataDirOf,
+  FETCH,
+  HOG,
+  IMPORTER,
+  PROBE,
+  refusal,
+  rejection,
+  sandboxHome,
+  withCapabilities,
+} from "./_sandbox.ts";
 
 Deno.test("a plugin cannot read outside its filesystem grant", async () => {
   await using home = await sandboxHome();
@@ -198,120 +127,6 @@ Deno.test({
       );
     }
   },
-});
-
-Deno.test("a plugin without a network grant cannot connect to loopback or the metadata address", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  await using home = await sandboxHome();
-  await home.addPlugin(PROBE);
-  await using host = await home.startHost();
-
-  const message = await assertNotCapable(
-    host.call("probe", "connect", { hostname: "127.0.0.1", port }),
-  );
-  assert.match(message, new RegExp(`127\\.0\\.0\\.1:${port}`));
-  assert.equal(await host.call("probe", "netQuery", { host: `127.0.0.1:${port}` }), "denied");
-  assert.equal(await host.call("probe", "netQuery", { host: "169.254.169.254:80" }), "denied");
-  const argv = host.sandbox("probe")?.argv;
-  assert.deepEqual(flagValues(argv, "--allow-net"), []);
-  const deny = flagValues(argv, "--deny-net");
-  assert.ok(deny.includes("127.0.0.0/8"), `--deny-net=${deny}`);
-  assert.ok(deny.includes("169.254.0.0/16"), `--deny-net=${deny}`);
-});
-
-Deno.test("with allow_loopback a plugin connects to its granted port only, never to metadata", async () => {
-  using granted = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  using other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  await using home = await sandboxHome({ security: { allow_loopback: true } });
-  await addProbe(home, {
-    network: { egress: [{ hosts: ["127.0.0.1"], ports: [granted.addr.port] }] },
-  });
-  await using host = await home.startHost();
-
-  assert.equal(
-    await host.call("probe", "connect", { hostname: "127.0.0.1", port: granted.addr.port }),
-    true,
-  );
-  await assertNotCapable(
-    host.call("probe", "connect", { hostname: "127.0.0.1", port: other.addr.port }),
-  );
-  // The grant names 127.0.0.1, not the name or the IPv6 loopback.
-  await assertNotCapable(
-    host.call("probe", "connect", { hostname: "localhost", port: granted.addr.port }),
-  );
-  await assertNotCapable(
-    host.call("probe", "connect", { hostname: "::1", port: granted.addr.port }),
-  );
-  // Loopback is allowed by the admin, link-local and metadata are still denied.
-  assert.equal(await host.call("probe", "netQuery", { host: "169.254.169.254:80" }), "denied");
-  assert.equal(await host.call("probe", "netQuery", { host: "169.254.169.254" }), "denied");
-  const argv = host.sandbox("probe")?.argv;
-  assert.deepEqual(flagValues(argv, "--allow-net"), [`127.0.0.1:${granted.addr.port}`]);
-  const deny = flagValues(argv, "--deny-net");
-  assert.ok(deny.includes("169.254.0.0/16"), `--deny-net=${deny}`);
-  assert.ok(!deny.includes("127.0.0.0/8"), `--deny-net=${deny}`);
-});
-
-/**
- * A host name other than `localhost` that /etc/hosts maps to 127.0.0.1 (such as the machine's
- * own name), or `undefined`. The compiler cannot know where a name resolves, so it accepts it.
- */
-function loopbackAlias(): string | undefined {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync("/etc/hosts");
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split("\n")) {
-    const [address, ...names] = line.replace(/#.*/, "").trim().split(/\s+/);
-    if (address !== "127.0.0.1") continue;
-    const name = names.find((n) => /^[a-z][a-z0-9-]*$/i.test(n) && !/localhost/i.test(n));
-    if (name !== undefined) return name;
-  }
-  return undefined;
-}
-
-const LOOPBACK_ALIAS = loopbackAlias();
-
-Deno.test({
-  name: "a granted host name that resolves to loopback is still denied by the loopback ranges",
-  ignore: LOOPBACK_ALIAS === undefined,
-  async fn() {
-    const alias = LOOPBACK_ALIAS!;
-    // If the deny failed, the connection would reach this listener: loopback only.
-    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const { port } = listener.addr;
-    await using home = await sandboxHome();
-    await home.addPlugin(DIALER, {
-      manifest: withCapabilities({ network: { egress: [{ hosts: [alias], ports: [port] }] } }),
-    });
-    await using host = await home.startHost();
-
-    assert.equal(host.plugins()[0]?.state, "ready");
-    assert.deepEqual(flagValues(host.sandbox("dialer")?.argv, "--allow-net"), [
-      `${alias}:${port}`,
-    ]);
-    // Deno checks the resolved address against --deny-net too.
-    const message = await assertNotCapable(
-      host.call("dialer", "connect", { hostname: alias, port }),
-    );
-    assert.match(message, new RegExp(`127\\.0\\.0\\.1:${port}`));
-  },
-});
-
-Deno.test("an egress grant to the cloud metadata address is refused before spawn", async () => {
-  await using home = await sandboxHome();
-  await addProbe(home, {
-    network: { egress: [{ hosts: ["169.254.169.254"], ports: [80] }] },
-  });
-  await using host = await home.startHost();
-
-  const error = await refusal(host, "probe");
-  assert.equal(error.code, "GRANT_REFUSED");
-  assert.equal(error.refusals[0]?.at, "capabilities.network.egress[0].hosts[0]");
-  assert.match(error.message, /169\.254\.169\.254.*allow_link_local/);
 });
 
 Deno.test("a plugin cannot spawn a process, even one its manifest declares", async () => {
