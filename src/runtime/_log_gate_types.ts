@@ -13,9 +13,10 @@ export interface LogGateClaims {
   readonly claimChunk?: (id: number) => number;
   /**
    * The line `claimChunk` let pass has reached the decoder, which parsed it: whole, or `cut` at
-   * its limit (the decoder got a line that is not JSON).
+   * its limit (the decoder got a line that is not JSON). Returns whether it was that stream's
+   * chunk; a line that was not is charged to the byte budget.
    */
-  readonly settleChunk?: (id: number, cut: boolean) => void;
+  readonly settleChunk?: (id: number, cut: boolean) => boolean;
 }
 
 /** What the gate does with the rest of the current line. */

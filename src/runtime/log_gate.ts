@@ -415,7 +415,11 @@ export class LogGate {
     this.#claim = undefined;
     if (claim === undefined) return;
     if (claim.kind === "chunk") {
-      this.#claims.settleChunk?.(claim.id, cut);
+      // A line that lied about being a chunk costs what any other line does.
+      if (this.#claims.settleChunk?.(claim.id, cut) === false) {
+        this.#chargedLines++;
+        this.#budget.spend(this.#lineBytes);
+      }
       return;
     }
     if (this.#isPending(claim.id)) {

@@ -76,7 +76,7 @@ Deno.test("LogGate tells the stream once its claimed line is decoded, and cuts o
   const d = decoder(new Set());
   const g = new LogGate(budget, d.forward, {
     claimChunk: (id) => (id === 7 ? 300 : 0),
-    settleChunk: (id, cut) => void d.events.push(`settle ${id} ${cut}`),
+    settleChunk: (id, cut) => (d.events.push(`settle ${id} ${cut}`), true),
   });
   g.push(enc.encode('{"jsonrpc":"2.0","method":"$/ready","params":{}}\n'));
   while (budget.take());
@@ -120,4 +120,23 @@ Deno.test("LogGate passes one line per pending id uncharged; one that was not it
   assert.equal(budget.stats.passedBytes, ready.length + 1 + fake.length + 1);
   assert.equal(g.droppedOtherLines, 2);
   assert.deepEqual([...pending], [5]);
+});
+
+Deno.test("LogGate charges a line that passed as a chunk but was none", () => {
+  const budget = new LogBudget("p", { recordsPerS: 1000, bytesPerS: 10_000, clock, logger: quiet });
+  const d = decoder(new Set());
+  let met = true;
+  const g = new LogGate(budget, d.forward, {
+    claimChunk: (id) => (id === 7 ? 100_000 : 0),
+    settleChunk: () => met,
+  });
+  g.push(enc.encode('{"jsonrpc":"2.0","method":"$/ready","params":{}}\n'));
+  const charged = g.chargedLines;
+  g.push(enc.encode(chunk(7, 0) + "\n"));
+  assert.equal(g.chargedLines, charged); // a chunk that was one: free
+  met = false;
+  const lie = '{"jsonrpc":"2.0","method":"$/chunk","params":{"request":7,' + "x".repeat(2000) +
+    "\n";
+  g.push(enc.encode(lie));
+  assert.equal(g.chargedLines, charged + 1);
 });

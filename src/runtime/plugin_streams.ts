@@ -155,12 +155,12 @@ export class PluginStreams {
    * The line {@linkcode PluginStreams.claimChunk} let pass reached the decoder: unless it was a
    * `$/chunk` of that stream (or it was `cut` at `max_chunk_bytes`), the stream fails.
    */
-  settleChunk(id: number, cut: boolean): void {
+  settleChunk(id: number, cut: boolean): boolean {
     const s = this.#claim;
     const met = this.#claimMet;
     this.#claim = undefined;
     this.#claimMet = false;
-    if (s === undefined || s.id !== id) return;
+    if (s === undefined || s.id !== id) return met;
     if (cut) {
       this.#fail(
         s,
@@ -180,6 +180,7 @@ export class PluginStreams {
         ),
       );
     }
+    return met && !cut;
   }
 
   /**
