@@ -119,3 +119,16 @@ Deno.test("many streams at once are bounded by the bulkhead: each holds a slot u
   await again.next();
   for (const s of [...open, again]) await s[Symbol.asyncDispose]();
 });
+
+Deno.test("a chunk whose value would take many times its bytes in memory ends its stream", async () => {
+  await using h = await streamerHost();
+  // 60,000 empty objects: 180 KB of JSON (within the 256 KiB max_chunk_bytes), some 3 MB parsed.
+  const stream = h.host.stream("streamer", "rogue", { mode: "amp" });
+  await assert.rejects(stream.next(), isProtocol(/holds so many objects and arrays/));
+  // Chunks as big on the wire in few values pass: a 150 KB string each.
+  const ok = h.host.stream("streamer", "count", { n: 2, size: 150_000 });
+  let n = 0;
+  for await (const _ of ok) n++;
+  assert.equal(n, 2);
+  assert.equal(await h.host.call("streamer", "stats").then(() => "serving"), "serving");
+});

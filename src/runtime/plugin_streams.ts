@@ -323,6 +323,22 @@ export class PluginStreams {
       );
       return;
     }
+    // What a held chunk takes in memory, not only on the wire: `[{},{},...]` is 3 bytes per
+    // object as JSON and some 20 times that parsed, so the bytes bound alone would let a
+    // stream's unread chunks take 20 times `maxBufferedBytes`.
+    const parsed = bytes + HELD_BYTES_PER_CONTAINER * containers(p!.data, s.maxChunkBytes);
+    if (parsed > HELD_EXPANSION * s.maxChunkBytes) {
+      this.#fail(
+        s,
+        this.#violation(
+          s,
+          `its chunk ${s.received} holds so many objects and arrays that it would take some ` +
+            `${parsed} bytes in memory, over ${HELD_EXPANSION} x max_chunk_bytes ` +
+            `(${s.maxChunkBytes} bytes); send fewer, larger values per chunk`,
+        ),
+      );
+      return;
+    }
     s.received++;
     this.#arm(s);
     s.sink.push(p!.data);
@@ -390,4 +406,26 @@ export class PluginStreams {
     }
     s.controller.abort(error);
   }
+}
+
+/** What the host counts one parsed object or array to take in memory, beyond its JSON. */
+const HELD_BYTES_PER_CONTAINER = 48;
+/** How many times its `max_chunk_bytes` a held chunk may take in memory (see `containers`). */
+const HELD_EXPANSION = 4;
+
+/**
+ * The objects and arrays in `data`, counted up to the most a chunk of `maxBytes` may hold
+ * (iteratively: a chunk may nest deeper than the stack).
+ */
+function containers(data: unknown, maxBytes: number): number {
+  const limit = Math.ceil((HELD_EXPANSION * maxBytes) / HELD_BYTES_PER_CONTAINER) + 1;
+  if (data === null || typeof data !== "object") return 0;
+  const todo: object[] = [data];
+  let n = 0;
+  while (todo.length > 0 && n < limit) {
+    const v = todo.pop()!;
+    n++;
+    for (const x of Object.values(v)) if (x !== null && typeof x === "object") todo.push(x);
+  }
+  return n;
 }
