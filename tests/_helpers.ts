@@ -4,11 +4,13 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { join, resolve } from "node:path";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { stringify } from "yaml";
 import { PluginHost } from "../src/host/mod.ts";
+import { type CliIo, memoryIo, runCli } from "../src/cli/mod.ts";
 
 /** The repository root. */
 export const ROOT: string = resolve(import.meta.dirname!, "..");
@@ -196,4 +198,16 @@ export async function readUntil(
     out += value;
   }
   return out;
+}
+
+/**
+ * Runs the CLI in this process with `args`, asserts it exits 0 (its stderr as the message),
+ * and returns what it printed.
+ */
+export async function cliOk(
+  args: readonly string[],
+): Promise<CliIo & { stdout: string; stderr: string }> {
+  const io = memoryIo();
+  assert.equal(await runCli(args, io), 0, io.stderr);
+  return io;
 }

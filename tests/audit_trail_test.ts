@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AuditTrail } from "../src/audit/mod.ts";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
-import { makeHome, ROOT, SAMPLE_PLUGINS } from "./_helpers.ts";
+import { cliOk, makeHome, ROOT, SAMPLE_PLUGINS } from "./_helpers.ts";
 
 async function sqlite3(db: string, sql: string): Promise<void> {
   const out = await new Deno.Command("sqlite3", { args: [db, sql], stderr: "piped" }).output();
@@ -76,12 +76,15 @@ Deno.test("after `call cat speak`, the trail shows cat's start and exit and the 
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), { sound: "meow" });
 
-  const q = memoryIo();
-  assert.equal(
-    await runCli(["--config", home.configPath, "audit", "query", "--plugin", "cat", "--json"], q),
-    0,
-    q.stderr,
-  );
+  const q = await cliOk([
+    "--config",
+    home.configPath,
+    "audit",
+    "query",
+    "--plugin",
+    "cat",
+    "--json",
+  ]);
   const rows = q.stdout.trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual(rows.map((r) => [r.kind, r.actor]), [["plugin.start", "call"], [
     "plugin.exit",
@@ -91,12 +94,15 @@ Deno.test("after `call cat speak`, the trail shows cat's start and exit and the 
   assert.match(rows[0].detail.codeSha256, /^[0-9a-f]{64}$/);
   assert.equal(typeof rows[0].detail.pid, "number");
 
-  const logs = memoryIo();
-  assert.equal(
-    await runCli(["--config", home.configPath, "logs", "query", "--plugin", "cat", "--json"], logs),
-    0,
-    logs.stderr,
-  );
+  const logs = await cliOk([
+    "--config",
+    home.configPath,
+    "logs",
+    "query",
+    "--plugin",
+    "cat",
+    "--json",
+  ]);
   const messages = logs.stdout.trim().split("\n").map((l) => JSON.parse(l).message);
   assert.ok(messages.some((m: string) => /plugin cat .*ready/.test(m)), messages.join("\n"));
   assert.ok(messages.some((m: string) => /plugin cat is stopped/.test(m)), messages.join("\n"));
@@ -138,12 +144,7 @@ Deno.test("`audit query --json` prints a detail that is not JSON as the stored t
   const { home, path } = await freshTrail();
   await using _ = home;
   await sqlite3(path, "UPDATE audit SET detail = 'not json' WHERE id = 2");
-  const q = memoryIo();
-  assert.equal(
-    await runCli(["--config", home.configPath, "audit", "query", "--json"], q),
-    0,
-    q.stderr,
-  );
+  const q = await cliOk(["--config", home.configPath, "audit", "query", "--json"]);
   const rows = q.stdout.trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual(rows.map((r) => r.detail), [{ i: 1 }, "not json", { i: 3 }, { i: 4 }]);
   // The chain still names the edit.

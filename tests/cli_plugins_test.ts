@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { DEFAULT_HANDSHAKE } from "../src/sdk/mod.ts";
 import {
+  cliOk,
   FIXTURE_PLUGINS,
   makeHome,
   pidAlive,
@@ -167,8 +168,7 @@ Deno.test("`plugins list` shows the live state and health of a host that `run` s
   try {
     out = await readUntil(reader);
     assert.match(out, /HTTP gateway: http:\/\/127\.0\.0\.1:\d+/, out);
-    const io = memoryIo();
-    assert.equal(await runCli(["--config", home.configPath, "plugins", "list"], io), 0, io.stderr);
+    const io = await cliOk(["--config", home.configPath, "plugins", "list"]);
     assert.match(io.stdout, /^cat\s+\S+\s+valid\s+ready\s+healthy\s/m);
     assert.match(io.stdout, /^dog\s+\S+\s+valid\s+failed\s+offline\s/m);
   } finally {
@@ -298,15 +298,14 @@ Deno.test("`run` prints the plugin table and, when its signal aborts, stops ever
       `still alive: ${pids.filter(pidAlive)}`,
     );
     // run wrote its own records into the log store, and they are all there after it stopped.
-    const logs = memoryIo();
-    assert.equal(
-      await runCli(
-        ["--config", home.configPath, "logs", "query", "--grep", "plugsconc stopped"],
-        logs,
-      ),
-      0,
-      logs.stderr,
-    );
+    const logs = await cliOk([
+      "--config",
+      home.configPath,
+      "logs",
+      "query",
+      "--grep",
+      "plugsconc stopped",
+    ]);
     assert.match(logs.stdout, /plugsconc stopped/);
     // ... and the effective settings it logged at start.
     const started = memoryIo();
@@ -450,20 +449,17 @@ Deno.test("`run` refuses a non-loopback listen without a token before any plugin
 
 Deno.test("`new plugin` writes a plugin that runs, and refuses a bad name or an existing folder", async () => {
   await using home = await makeHome({ watcher: { enabled: false } });
-  const io = memoryIo();
-  assert.equal(
-    await runCli(["--config", home.configPath, "new", "plugin", "hello"], io),
-    0,
-    io.stderr,
-  );
+  const io = await cliOk(["--config", home.configPath, "new", "plugin", "hello"]);
   assert.match(io.stdout, new RegExp(`created ${join(home.pluginsDir, "hello")}\n`));
   assert.ok(io.stdout.includes(`--config ${JSON.stringify(home.configPath)} call hello greet`));
-  const call = memoryIo();
-  assert.equal(
-    await runCli(["--config", home.configPath, "call", "hello", "greet", '{"name":"ada"}'], call),
-    0,
-    call.stderr,
-  );
+  const call = await cliOk([
+    "--config",
+    home.configPath,
+    "call",
+    "hello",
+    "greet",
+    '{"name":"ada"}',
+  ]);
   assert.deepEqual(JSON.parse(call.stdout), { greeting: "hello, ada" });
   const main = join(home.pluginsDir, "hello", "main.ts");
   const before = await Deno.readTextFile(main);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { ConfigError, resolveConfig } from "../src/config/mod.ts";
 import { Gateway, ServerError } from "../src/server/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, readUntil, SAMPLE_PLUGINS } from "./_helpers.ts";
+import { cliOk, FIXTURE_PLUGINS, makeHome, readUntil, SAMPLE_PLUGINS } from "./_helpers.ts";
 
 const TLS = { cert: "tls/cert.pem", key: "tls/key.pem" };
 
@@ -200,8 +200,7 @@ Deno.test("`run` prints an https:// gateway that `plugins list` reaches, trustin
   try {
     out = await readUntil(reader);
     assert.ok(out.includes(`HTTP gateway: https://127.0.0.1:${port} `), out);
-    const io = memoryIo();
-    assert.equal(await runCli(["--config", home.configPath, "plugins", "list"], io), 0, io.stderr);
+    const io = await cliOk(["--config", home.configPath, "plugins", "list"]);
     assert.match(io.stdout, /^cat\s+\S+\s+valid\s+ready\s+healthy\s/m);
     assert.doesNotMatch(io.stdout, /none answered/);
   } finally {

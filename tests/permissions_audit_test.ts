@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { AuditTrail } from "../src/audit/mod.ts";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
-import { FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
+import { cliOk, FIXTURE_PLUGINS, makeHome, waitFor } from "./_helpers.ts";
 
 const READER = join(FIXTURE_PLUGINS, "audit_reader");
 /** A control character other than the newline: what plugin-supplied text must never print. */
@@ -164,12 +164,14 @@ Deno.test("a denied read after 1000 distinct granted checks is still reported, a
     metrics,
     /plugsconc_permission_audit_dropped_total\{plugin="audit-flood",reason="overflow"\} [1-9]/,
   );
-  const io = memoryIo();
-  assert.equal(
-    await runCli(["--config", h.configPath, "plugins", "permissions", "audit-flood", "--json"], io),
-    0,
-    io.stderr,
-  );
+  const io = await cliOk([
+    "--config",
+    h.configPath,
+    "plugins",
+    "permissions",
+    "audit-flood",
+    "--json",
+  ]);
   const report = JSON.parse(io.stdout);
   assert.deepEqual(
     report.denied.map((d: { permission: string; value: string }) => [d.permission, d.value]),
@@ -197,15 +199,15 @@ Deno.test("`plugins learn` prints a path holding a newline, YAML and an ANSI esc
   });
   const calls = join(h.dir, "calls.jsonl");
   await Deno.writeTextFile(calls, '{"method":"go"}\n');
-  const io = memoryIo();
-  assert.equal(
-    await runCli(
-      ["--config", h.configPath, "plugins", "learn", "audit-inject", "--calls", calls],
-      io,
-    ),
-    0,
-    io.stderr,
-  );
+  const io = await cliOk([
+    "--config",
+    h.configPath,
+    "plugins",
+    "learn",
+    "audit-inject",
+    "--calls",
+    calls,
+  ]);
   // Neither the refused path nor the call's error message reached a line of its own.
   assert.doesNotMatch(io.stdout, RAW_CONTROL);
   assert.doesNotMatch(io.stdout, /^\s*- \{ path: "\/home"/m);
@@ -219,12 +221,7 @@ Deno.test("`plugins learn` prints a path holding a newline, YAML and an ANSI esc
     "./data/a.txt",
     "./data/b.txt",
   ]);
-  const p = memoryIo();
-  assert.equal(
-    await runCli(["--config", h.configPath, "plugins", "permissions", "audit-inject"], p),
-    0,
-    p.stderr,
-  );
+  const p = await cliOk(["--config", h.configPath, "plugins", "permissions", "audit-inject"]);
   assert.doesNotMatch(p.stdout, RAW_CONTROL);
   assert.match(p.stdout, /read {2}"\/nowhere\\n {4}- \{ path: \\"\/home\\"/);
   assert.equal(p.stdout.split("\n").filter((l) => l.includes("/home")).length, 1);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { memoryIo, runCli } from "../src/cli/mod.ts";
 import { PluginConfigError } from "../src/host/mod.ts";
 import { Gateway } from "../src/server/mod.ts";
-import { captureLogs, FIXTURE_PLUGINS, makeHome, readUntil, waitFor } from "./_helpers.ts";
+import { captureLogs, cliOk, FIXTURE_PLUGINS, makeHome, readUntil, waitFor } from "./_helpers.ts";
 
 const CONFIGURED = join(FIXTURE_PLUGINS, "configured");
 /** Written into config.yaml under a writeOnly field. */
@@ -109,15 +109,14 @@ Deno.test("a config failing the schema stops the plugin from starting, naming th
 Deno.test("secrets never appear in inspect --json, config check --json, call, run or the log store", async () => {
   await using home = await makeHome(configFor());
   await home.addPlugin(CONFIGURED);
-  const inspect = memoryIo();
-  assert.equal(
-    await runCli(
-      ["--config", home.configPath, "plugins", "inspect", "configured", "--json"],
-      inspect,
-    ),
-    0,
-    inspect.stderr,
-  );
+  const inspect = await cliOk([
+    "--config",
+    home.configPath,
+    "plugins",
+    "inspect",
+    "configured",
+    "--json",
+  ]);
   const shown = JSON.parse(inspect.stdout);
   assert.deepEqual(shown.config, {
     endpoint: "https://api.example.com",
@@ -135,12 +134,7 @@ Deno.test("secrets never appear in inspect --json, config check --json, call, ru
   );
   assert.match(human.stdout, /config: +given, passes config\.schema/);
   assertNoSecret(human.stdout + human.stderr, "plugins inspect");
-  const check = memoryIo();
-  assert.equal(
-    await runCli(["--config", home.configPath, "config", "check", "--json"], check),
-    0,
-    check.stderr,
-  );
+  const check = await cliOk(["--config", home.configPath, "config", "check", "--json"]);
   assert.deepEqual(JSON.parse(check.stdout).config.plugins.configured.config.nested, {
     password: "***",
   });
@@ -154,15 +148,14 @@ Deno.test("secrets never appear in inspect --json, config check --json, call, ru
   try {
     out = await readUntil(reader);
     assert.match(out, /configured\s+\S+\s+ready/, out);
-    const call = memoryIo();
-    assert.equal(
-      await runCli(
-        ["--config", home.configPath, "--verbose", "call", "configured", "describe"],
-        call,
-      ),
-      0,
-      call.stderr,
-    );
+    const call = await cliOk([
+      "--config",
+      home.configPath,
+      "--verbose",
+      "call",
+      "configured",
+      "describe",
+    ]);
     assert.equal(JSON.parse(call.stdout).tokenLength, TOKEN.length);
     assertNoSecret(call.stdout + call.stderr, "call");
   } finally {
