@@ -8,6 +8,7 @@ import {
   redactServers,
 } from "./nats_options.ts";
 import { RemoteError } from "./remote_error.ts";
+import { guardStraySocketErrors } from "./_stray_socket_errors.ts";
 
 /**
  * Connects a host or a worker to `nats.servers` with both security checks: a non-loopback
@@ -24,6 +25,9 @@ export async function connectChecked(
   checkNatsSecurity(nats, { role: options.role });
   // Outside the try: a bad url or unreadable credentials are REMOTE_CONFIG, not CONNECT.
   const connectOptions = natsConnectOptions(nats, { baseDir: options.baseDir, name: options.name });
+  // The NATS client's socket can fail with no listener left (say, after the server refused
+  // the credentials and closed it): that must not end the host.
+  guardStraySocketErrors();
   let nc: NatsConnection;
   try {
     nc = await connect(connectOptions);
