@@ -161,6 +161,11 @@ export class JsonRpcPeer implements AsyncDisposable {
     return this.#served.size;
   }
 
+  /** Whether an incoming request with this `id` is being served (its handler runs; reads only). */
+  isServing(id: RpcId): boolean {
+    return this.#served.has(id);
+  }
+
   /** Messages waiting for an earlier asynchronous `send` to settle. */
   get queuedWriteCount(): number {
     return this.#writer.size;

@@ -17,6 +17,19 @@ export interface LogGateClaims {
    * chunk; a line that was not is charged to the byte budget.
    */
   readonly settleChunk?: (id: number, cut: boolean) => boolean;
+  /**
+   * A line begins like a request of the plugin's with this `id` (the SDK's form, `"method"` or
+   * anything but `"result"`/`"error"` after the id): may it pass uncharged? Yes while the host
+   * serves fewer than its bound of the plugin's requests and none with this id (the peer's
+   * `inFlightCount` and `isServing`). Without it, no request passes uncharged.
+   */
+  readonly claimRequest?: (id: number) => boolean;
+  /**
+   * The line `claimRequest` let pass has reached the decoder, which parsed it (and started its
+   * handler): is the host now serving a request with this id? A line that is not (not a
+   * request, or one answered at once, such as an unknown method) is charged to the byte budget.
+   */
+  readonly settleRequest?: (id: number) => boolean;
 }
 
 /** What the gate does with the rest of the current line. */
@@ -39,8 +52,11 @@ export type Kind =
   | "log"
   /** In the id form, with a numeric id and `result` or `error` next. */
   | "response"
-  /** In the id form, with a numeric id but no `result` or `error` next (e.g. a request). */
-  | "id"
+  /**
+   * In the id form, with a numeric id but no `result` or `error` next (a request), that
+   * `claimRequest` let pass uncharged (up to 64 KiB).
+   */
+  | "request"
   /** Anything else. */
   | "other";
 

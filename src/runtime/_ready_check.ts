@@ -64,3 +64,9 @@ export async function checkReady(
     ...(typeof version === "string" ? { version } : {}),
   };
 }
+
+/** Whether `$/ready`'s `features` lists `name`. */
+export function hasFeature(params: unknown, name: string): boolean {
+  const features = (params as { features?: unknown } | undefined)?.features;
+  return Array.isArray(features) && features.includes(name);
+}

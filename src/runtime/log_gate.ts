@@ -1,40 +1,13 @@
 import type { LogBudget } from "./log_budget.ts";
-import type { Kind, LogGateClaims, Mode, Phase } from "./_log_gate_types.ts";
+import { LineStart, MAX_HELD } from "./_line_start.ts";
+import type { Kind, LogGateClaims, Mode } from "./_log_gate_types.ts";
 export type { LogGateClaims } from "./_log_gate_types.ts";
 
 const LF = 0x0a;
-const MINUS = 0x2d;
-const COMMA = 0x2c;
-const ZERO = 0x30;
-const NINE = 0x39;
-const encoder = new TextEncoder();
-/**
- * How the SDK begins every response and every request it writes (`JSON.stringify` keeps the
- * key order it was given: `{ jsonrpc, id, result | error }`, `{ jsonrpc, id, method, params }`).
- */
-const ID_PREFIX = encoder.encode('{"jsonrpc":"2.0","id":');
-/** How the SDK begins every `$/log` line. */
-const LOG_PREFIX = encoder.encode('{"jsonrpc":"2.0","method":"$/log","params":');
-/** How the SDK begins every `$/chunk` line, up to the stream's request id (a number). */
-const CHUNK_PREFIX = encoder.encode('{"jsonrpc":"2.0","method":"$/chunk","params":{"request":');
-const PREFIXES = [LOG_PREFIX, ID_PREFIX, CHUNK_PREFIX];
-/** The keys after the id (and its comma) that make a line in the id form a response. */
-const RESULT_KEY = encoder.encode('"result":');
-const ERROR_KEY = encoder.encode('"error":');
-/** The most digits an id may have (the SDK numbers its requests from 1). */
-const MAX_ID_DIGITS = 16;
-/** The most bytes held back at a line start while it is classified (prefix, id, comma, key). */
-const MAX_HELD = Math.max(
-  ID_PREFIX.length + 1 + MAX_ID_DIGITS + 1 + RESULT_KEY.length,
-  CHUNK_PREFIX.length + 1 + MAX_ID_DIGITS + 1,
-);
 /** The least a line not in the SDK's forms may have before it is cut, whatever the budget holds. */
 const MIN_ALLOWANCE = 64 * 1024;
-/**
- * How long a line in the id form that is not a response the host waits for (a request or
- * notification of the plugin's, a response to an id not pending) may be and pass uncharged.
- */
-const ID_FREE_BYTES = 64 * 1024;
+/** How long a request of the plugin's that `claimRequest` let pass may be and pass uncharged. */
+export const REQUEST_FREE_BYTES = 64 * 1024;
 /** Ends a line cut short, so that the decoder sees (and reports) a line that is not JSON. */
 const NEWLINE = Uint8Array.of(LF);
 
@@ -54,13 +27,21 @@ const PASSED_RESPONSES_SWEEP = 1024;
  *   the line has reached the decoder and its id is still pending, it was not that response
  *   (not JSON, or a later `"id"` key won): its bytes are charged to the byte budget then, and
  *   the decoder has reported it as it does any garbage.
- * - the same form with a numeric id but anything else next (a request or notification of the
- *   plugin's, `,"method":`) or a response to an id the host is not waiting for: passes
- *   uncharged if it is at most 64 KiB long (with its newline), whatever the budget, so that a
- *   plugin over its log budget can still call the host. Past 64 KiB it is handled like the
- *   other lines below, decided when it crosses 64 KiB: charged to the byte budget when it ends
- *   and cut past what the budget holds (at least 64 KiB); while the budget is spent it is cut
- *   at 64 KiB. The decoder gets at most 64 KiB of it then, and reports it as not JSON.
+ * - the same form with `result` or `error` next for an id the host is not waiting for (a late
+ *   answer to a request that timed out, or a made-up one): handled as "anything else" below.
+ * - the same form with a numeric id but anything else next (a request of the plugin's to a host
+ *   service, `,"method":`): passes uncharged if `claimRequest` lets it (the host serves fewer
+ *   than its bound of the plugin's requests, and none with this id) and it is at most 64 KiB
+ *   long (with its newline), whatever the budget, so that a plugin over its log budget can
+ *   still call the host. Once it reached the decoder, `settleRequest` says whether the host now
+ *   serves it; a line that started no request (not one, or answered at once, as an unknown
+ *   method is) is charged then. A request answered with an error later is charged by
+ *   {@linkcode LogGate.requestFailed}, and after that, while the budget is spent, requests are
+ *   handled as "anything else". Past 64 KiB a request is handled like the other lines below,
+ *   decided when it crosses 64 KiB: charged to the byte budget when it ends and cut past what
+ *   the budget holds (at least 64 KiB); while the budget is spent it is cut at 64 KiB. The
+ *   decoder gets at most 64 KiB of it then, and reports it as not JSON. A request `claimRequest`
+ *   refuses is handled as "anything else".
  * - `{"jsonrpc":"2.0","method":"$/chunk","params":{"request":`, a numeric id and a comma (the
  *   SDK's `$/chunk`), for a stream that has an uncharged pass left (`claimChunk`: at most as
  *   many as the credit it was granted): passes uncharged, up to the length `claimChunk` gave
@@ -84,7 +65,8 @@ const PASSED_RESPONSES_SWEEP = 1024;
  * requests too, while it is over its log budget, and its lines longer than what is left of it.
  * One that uses it can make the host parse, without a budget, only one line per request of the
  * host's it waits for, one line per chunk of credit the host granted (each at most the stream's
- * `max_chunk_bytes`), and its other lines in the id form up to 64 KiB each. The check of what a
+ * `max_chunk_bytes`), and requests of its own that the host then serves (at most 64 KiB each,
+ * and only as many at once as `claimRequest` allows). The check of what a
  * line that passed uncharged turned out to be costs nothing per byte (the decoder parses each
  * line once; the gate asks afterwards). A plugin sending megabyte lines over its budget costs
  * the host a scan for the next newline instead of a string and an object per line. At most {@link MAX_HELD} bytes of a line start
@@ -99,19 +81,17 @@ export class LogGate {
   /** Response ids passed uncharged (one line each). */
   readonly #passedResponses = new Set<number>();
   /** What the current line passed uncharged as, to be checked once the decoder has it. */
-  #claim: { readonly kind: "chunk" | "response"; readonly id: number } | undefined;
+  #claim: { readonly kind: "chunk" | "response" | "request"; readonly id: number } | undefined;
+  /**
+   * A line that passed uncharged as a request started none, or was answered with an error, since
+   * the budget was last ready: while it is spent, requests no longer pass uncharged.
+   */
+  #requestsFailing = false;
   /** At a line start: how many bytes of it were read so far (held, not forwarded yet). */
-  #matched = 0;
-  #phase: Phase = "prefix";
-  #prefix: Uint8Array = LOG_PREFIX;
+  readonly #start = new LineStart();
   /** The held bytes that came with earlier chunks (the first `#savedLength` of the line). */
   readonly #saved = new Uint8Array(MAX_HELD);
   #savedLength = 0;
-  #idNegative = false;
-  #idDigits = 0;
-  #id = 0;
-  #key: Uint8Array = RESULT_KEY;
-  #keyMatched = 0;
   #mode: Mode = "scan";
   /** Bytes of the current line counted so far (`charge` and `drop`). */
   #lineBytes = 0;
@@ -127,6 +107,7 @@ export class LogGate {
   #droppedOtherLines = 0;
   #chargedLines = 0;
   #falseResponses = 0;
+  #falseRequests = 0;
   /** The length `claimChunk` allowed the current chunk line. */
   #chunkAllowance = Infinity;
 
@@ -179,6 +160,30 @@ export class LogGate {
     return this.#falseResponses;
   }
 
+  /** Lines that passed uncharged as a request and did not start one (then charged). */
+  get falseRequests(): number {
+    return this.#falseRequests;
+  }
+
+  /**
+   * Whether the line being forwarded passed uncharged as a request of the plugin's (so far): what
+   * a handler the decoder runs for it asks, to tell {@linkcode LogGate.requestFailed} its size.
+   */
+  get passingRequest(): boolean {
+    return this.#claim?.kind === "request" && this.#lineBytes <= this.#free;
+  }
+
+  /**
+   * A request whose line of `bytes` passed uncharged was answered with an error: its bytes are
+   * charged to the byte budget, and while that budget is spent the plugin's requests no longer
+   * pass uncharged (a plugin that floods the host with requests it refuses pays as for logs).
+   */
+  requestFailed(bytes: number): void {
+    this.#chargedLines++;
+    this.#budget.spend(bytes);
+    this.#requestsFailing = true;
+  }
+
   /** Feeds a chunk of stdout; forwards what passes, synchronously. */
   push(chunk: Uint8Array): void {
     const end = chunk.length;
@@ -225,19 +230,16 @@ export class LogGate {
         continue;
       }
       // At a line start: classify it, holding the bytes read back.
-      if (this.#matched === 0 && pos > from) {
+      const start = this.#start;
+      if (start.matched === 0 && pos > from) {
         this.#forward(chunk.subarray(from, pos));
         from = pos;
       }
       let complete = false;
       while (pos < end) {
-        if (!this.#accept(chunk[pos]!)) break;
+        if (!start.accept(chunk[pos]!)) break;
         pos++;
-        this.#matched++;
-        complete = (this.#phase === "prefix" && this.#prefix === LOG_PREFIX &&
-          this.#matched === LOG_PREFIX.length) ||
-          (this.#phase === "key" && this.#keyMatched === this.#key.length) ||
-          this.#phase === "chunk";
+        complete = start.complete;
         if (complete) break;
       }
       if (pos === end && !complete) {
@@ -246,13 +248,11 @@ export class LogGate {
         this.#savedLength += end - from;
         break;
       }
-      const held = this.#matched;
-      const kind = this.#classify(complete);
+      const held = start.matched;
+      const kind = this.#classify();
       const saved = this.#savedLength;
-      this.#matched = 0;
+      start.reset();
       this.#savedLength = 0;
-      this.#phase = "prefix";
-      this.#prefix = LOG_PREFIX;
       const first = this.#firstLine;
       this.#firstLine = false;
       this.#allowance = Infinity;
@@ -261,12 +261,12 @@ export class LogGate {
       if (kind === "response") {
         this.#mode = "pass";
         if (this.#claim?.kind === "chunk") this.#allowance = this.#chunkAllowance;
-      } else if (kind === "id") {
-        // Passes uncharged up to `ID_FREE_BYTES`; past that, the budget decides (`#late`).
+      } else if (kind === "request") {
+        // Passes uncharged up to `REQUEST_FREE_BYTES`; past that, the budget decides (`#late`).
         this.#mode = "charge";
-        this.#free = ID_FREE_BYTES;
+        this.#free = REQUEST_FREE_BYTES;
         if (!first) {
-          this.#allowance = ID_FREE_BYTES;
+          this.#allowance = REQUEST_FREE_BYTES;
           this.#late = true;
         }
       } else if (first || this.#budget.ready()) {
@@ -288,7 +288,7 @@ export class LogGate {
       if (saved > 0) this.#forward(this.#saved.slice(0, saved));
     }
     // What is left since `from` is passed bytes, unless it is a held line start or dropped.
-    if (this.#mode !== "drop" && this.#matched === 0 && from < end) {
+    if (this.#mode !== "drop" && this.#start.matched === 0 && from < end) {
       this.#forward(chunk.subarray(from, end));
     }
   }
@@ -302,107 +302,44 @@ export class LogGate {
     if (this.#mode === "scan" && this.#savedLength > 0) {
       this.#forward(this.#saved.slice(0, this.#savedLength));
     }
-    this.#matched = 0;
+    this.#start.reset();
     this.#savedLength = 0;
-    this.#phase = "prefix";
-    this.#prefix = LOG_PREFIX;
     this.#claim = undefined; // the process is gone: nothing to check
   }
 
-  /** Reads the next byte of a line start: whether it goes on with the form being matched. */
-  #accept(byte: number): boolean {
-    switch (this.#phase) {
-      case "prefix":
-        if (this.#prefix[this.#matched] !== byte && !this.#switchPrefix(byte)) return false;
-        if (
-          (this.#prefix === ID_PREFIX || this.#prefix === CHUNK_PREFIX) &&
-          this.#matched + 1 === this.#prefix.length
-        ) {
-          this.#phase = "id";
-          this.#idNegative = false;
-          this.#idDigits = 0;
-          this.#id = 0;
-        }
-        return true;
-      case "id":
-        if (byte >= ZERO && byte <= NINE) {
-          // At most MAX_ID_DIGITS digits, and no leading zero (JSON has none).
-          if (this.#idDigits === MAX_ID_DIGITS || (this.#idDigits > 0 && this.#id === 0)) {
-            return false;
-          }
-          this.#idDigits++;
-          this.#id = this.#id * 10 + (byte - ZERO);
-          return true;
-        }
-        if (byte === MINUS && this.#idDigits === 0 && !this.#idNegative) {
-          this.#idNegative = true;
-          return true;
-        }
-        if (byte === COMMA && this.#idDigits > 0 && this.#prefix === CHUNK_PREFIX) {
-          this.#phase = "chunk";
-          return true;
-        }
-        if (byte === COMMA && this.#idDigits > 0) {
-          this.#phase = "key";
-          this.#key = RESULT_KEY;
-          this.#keyMatched = 0;
-          return true;
-        }
-        return false;
-      case "key":
-        if (this.#keyMatched === 1 && byte === ERROR_KEY[1]) this.#key = ERROR_KEY;
-        if (this.#key[this.#keyMatched] !== byte) return false;
-        this.#keyMatched++;
-        return true;
-      case "chunk":
-        return false;
-    }
-  }
-
-  /** What the line start read is (`complete`: it matched a form to its end). */
-  #classify(complete: boolean): Kind {
+  /** What the line start read is. */
+  #classify(): Kind {
     this.#claim = undefined;
-    switch (this.#phase) {
-      case "prefix":
-        return complete ? "log" : "other";
-      case "id":
-        return "other"; // not a number the SDK would write
-      case "key": {
-        if (!complete) return "id";
-        const id = this.#idNegative ? -this.#id : this.#id;
-        if (!Number.isSafeInteger(id) || !this.#isPending(id)) return "id";
-        // One uncharged line per pending request: another is charged like any other line.
-        if (this.#passedResponses.has(id)) return "other";
-        this.#passedResponses.add(id);
-        this.#claim = { kind: "response", id };
-        return "response";
-      }
-      case "chunk": {
-        // A chunk the stream has an uncharged pass for goes like a response; any other is charged.
-        const id = this.#idNegative ? -this.#id : this.#id;
-        if (!Number.isSafeInteger(id)) return "other";
-        const max = this.#claims.claimChunk?.(id) ?? 0;
-        if (!(max > 0)) return "other";
-        this.#chunkAllowance = max;
-        this.#claim = { kind: "chunk", id };
-        return "response";
-      }
+    const form = this.#start.form;
+    if (form === "log" || form === "other") return form;
+    const id = this.#start.id;
+    if (!Number.isSafeInteger(id)) return "other";
+    if (form === "request") return this.#classifyRequest(id);
+    if (form === "chunk") {
+      // A chunk the stream has an uncharged pass for goes like a response; any other is charged.
+      const max = this.#claims.claimChunk?.(id) ?? 0;
+      if (!(max > 0)) return "other";
+      this.#chunkAllowance = max;
+      this.#claim = { kind: "chunk", id };
+      return "response";
     }
+    // A response to an id the host does not wait for (late, or made up) costs like a log line;
+    // so does a second one for a pending id: one uncharged line per pending request.
+    if (!this.#isPending(id) || this.#passedResponses.has(id)) return "other";
+    this.#passedResponses.add(id);
+    this.#claim = { kind: "response", id };
+    return "response";
   }
 
-  /** Another prefix that agrees with the bytes matched so far and goes on with `byte`. */
-  #switchPrefix(byte: number): boolean {
-    const m = this.#matched;
-    for (const p of PREFIXES) {
-      if (p === this.#prefix || p.length <= m || p[m] !== byte) continue;
-      let same = true;
-      for (let i = 0; i < m && same; i++) same = p[i] === this.#prefix[i];
-      if (same) {
-        this.#prefix = p;
-        return true;
-      }
+  /** A line in the request form: passes uncharged if `claimRequest` lets it (see the class). */
+  #classifyRequest(id: number): Kind {
+    if (this.#requestsFailing) {
+      if (!this.#budget.ready()) return "other";
+      this.#requestsFailing = false;
     }
-    return false;
+    if (this.#claims.claimRequest?.(id) !== true) return "other";
+    this.#claim = { kind: "request", id };
+    return "request";
   }
 
   /**
@@ -414,6 +351,18 @@ export class LogGate {
     const claim = this.#claim;
     this.#claim = undefined;
     if (claim === undefined) return;
+    if (claim.kind === "request") {
+      // Cut: charged already, and it started nothing. Longer than what passes uncharged: charged
+      // when it ends. Else it must have started a request the host serves.
+      if (cut) this.#requestsFailing = true;
+      else if (this.#lineBytes <= this.#free && this.#claims.settleRequest?.(claim.id) !== true) {
+        this.#falseRequests++;
+        this.#chargedLines++;
+        this.#budget.spend(this.#lineBytes);
+        this.#requestsFailing = true;
+      }
+      return;
+    }
     if (claim.kind === "chunk") {
       // A line that lied about being a chunk costs what any other line does.
       if (this.#claims.settleChunk?.(claim.id, cut) === false) {
@@ -435,7 +384,7 @@ export class LogGate {
   }
 
   #endLine(): void {
-    if (this.#mode === "pass") this.#settle(false);
+    if (this.#mode === "pass" || this.#claim?.kind === "request") this.#settle(false);
     if (this.#mode === "drop" && this.#allowance !== Infinity) {
       // The rest of a line that was cut: what was forwarded is charged, the rest dropped.
       this.#droppedLines++;

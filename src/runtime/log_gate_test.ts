@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Logger } from "@logtape/logtape";
 import { LogBudget, type LogBudgetClock } from "./log_budget.ts";
 import { LogGate } from "./log_gate.ts";
+import { decoderModel } from "./_testing.ts";
 
 const clock: LogBudgetClock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} };
 const quiet = { warning() {} } as unknown as Logger;
@@ -23,30 +24,34 @@ const LOG_PREFIX = '{"jsonrpc":"2.0","method":"$/log","params":';
 const LINES = [
   READY,
   log(1),
-  JSON.stringify({ jsonrpc: "2.0", id: 1, result: "$/log" }), // SDK response: passes
+  JSON.stringify({ jsonrpc: "2.0", id: 1, result: "$/log" }), // SDK response, pending: passes
   log(2, 300),
   '{"jsonrpc":"2.0","method":"$/lo"}', // shares most of the log prefix: other
   "", // an empty line: other
   '{"method":"$/log","jsonrpc":"2.0","params":{}}', // another key order: other
   '{"jsonrpc":"2.0","method":"$/log","params"', // the prefix, cut short, then the line ends
-  JSON.stringify({ jsonrpc: "2.0", id: 4, method: "host/kv.get", params: {} }), // SDK request
+  JSON.stringify({ jsonrpc: "2.0", id: 4, method: "host/kv.get", params: {} }), // served: passes
   JSON.stringify({ jsonrpc: "2.0", id: "x", method: "host/kv.get", params: {} }), // string id: other
   '{"jsonrpc":"2.0","id":01,"result":1}', // a leading zero: other
   '{"jsonrpc":"2.0","id":12345678901234567,"result":1}', // 17 digits: other
   '{"jsonrpc":"2.0","id":-,"result":1}', // no digits: other
   '{"jsonrpc":"2.0","id":5}', // no comma after the id: other
-  '{"jsonrpc":"2.0","id":-6,"resul', // the id form, a response cut short: passes (short)
-  '{"jsonrpc":"2.0","id":1234567890123456,"error":{}}', // 16 digits: passes (short)
+  '{"jsonrpc":"2.0","id":-6,"resul', // the request form, not one: passes, then charged
+  '{"jsonrpc":"2.0","id":1234567890123456,"error":{}}', // 16 digits, not pending: other
   '{"jsonrpc":"2.0","i', // the id prefix, cut short: other
   '{"id":2,"jsonrpc":"2.0","result":1}', // a response in another key order: other
   log(3),
-  JSON.stringify({ jsonrpc: "2.0", id: 3, error: { code: 1, message: "no" } }), // passes
+  JSON.stringify({ jsonrpc: "2.0", id: 3, error: { code: 1, message: "no" } }), // pending: passes
   "x".repeat(100), // garbage: other
 ];
 const INPUT = enc.encode(LINES.join("\n") + "\n" + log(4, 50)); // the last line is unfinished
-/** The id form: the id prefix, a number the SDK could write, a comma. */
-const isIdForm = (l: string) => /^\{"jsonrpc":"2\.0","id":-?(0|[1-9][0-9]{0,15}),/.test(l);
-const isOther = (l: string) => !l.startsWith(LOG_PREFIX) && !isIdForm(l);
+/** The ids of LINES' responses the host waits for. */
+const PENDING = [1, 3];
+/** LINES that pass uncharged: the responses to pending ids and the request the host serves. */
+const FREE = [LINES[2], LINES[8], LINES[19]];
+/** The line in the request form that is none: passes while no request failed, then charged. */
+const FALSE_REQUEST = LINES[14]!;
+const isOther = (l: string) => !l.startsWith(LOG_PREFIX) && !FREE.includes(l);
 const OTHERS = LINES.slice(1).filter(isOther);
 const LOGS = LINES.filter((l) => l.startsWith(LOG_PREFIX));
 
@@ -75,11 +80,13 @@ function freshBudget(): LogBudget {
 
 Deno.test("LogGate forwards everything, unchanged, while the budget takes records, and charges the other lines", () => {
   for (let cut = 0; cut <= INPUT.length; cut += 3) {
-    const out: Uint8Array[] = [];
     const b = freshBudget();
-    const gate = new LogGate(b, (bytes) => out.push(bytes.slice()));
-    assert.equal(run(gate, INPUT, [cut, Math.min(INPUT.length, cut + 7)], out), dec.decode(INPUT));
+    const model = decoderModel(PENDING);
+    const gate = new LogGate(b, model.forward, model.claims);
+    const got = run(gate, INPUT, [cut, Math.min(INPUT.length, cut + 7)], model.out);
+    assert.equal(got, dec.decode(INPUT));
     assert.equal(gate.droppedLines, 0);
+    assert.equal(gate.falseRequests, 1);
     // `$/ready` and the other lines, charged with their length and newline; nothing else.
     assert.equal(gate.chargedLines, OTHERS.length + 1);
     const charged = [READY, ...OTHERS].reduce((n, l) => n + l.length + 1, 0);
@@ -87,20 +94,23 @@ Deno.test("LogGate forwards everything, unchanged, while the budget takes record
   }
 });
 
-Deno.test("LogGate, budget spent: drops $/log and other lines whole, passes SDK responses and requests and the first line, whatever the chunks", () => {
-  const kept = LINES.filter((l, i) => i === 0 || isIdForm(l)).map((l) => l + "\n")
-    .join("");
+Deno.test("LogGate, budget spent: drops $/log and other lines whole, passes SDK responses and served requests and the first line, whatever the chunks", () => {
+  const kept = LINES.filter((l, i) => i === 0 || FREE.includes(l) || l === FALSE_REQUEST)
+    .map((l) => l + "\n").join("");
+  const dropped = OTHERS.filter((l) => l !== FALSE_REQUEST);
   for (const cuts of splits(INPUT)) {
-    const out: Uint8Array[] = [];
     const b = budget(true);
-    const gate = new LogGate(b, (bytes) => out.push(bytes.slice()));
-    assert.equal(run(gate, INPUT, cuts, out), kept, `cuts ${cuts.slice(0, 3)}`);
+    const model = decoderModel(PENDING);
+    const gate = new LogGate(b, model.forward, model.claims);
+    assert.equal(run(gate, INPUT, cuts, model.out), kept, `cuts ${cuts.slice(0, 3)}`);
     // The last $/log line is unfinished: still being dropped.
-    assert.equal(gate.droppedLines, LOGS.length + OTHERS.length);
-    assert.equal(gate.droppedOtherLines, OTHERS.length);
-    const droppedBytes = [...LOGS, ...OTHERS].reduce((n, l) => n + l.length + 1, 0);
+    assert.equal(gate.droppedLines, LOGS.length + dropped.length);
+    assert.equal(gate.droppedOtherLines, dropped.length);
+    assert.equal(gate.falseRequests, 1);
+    assert.equal(b.stats.passedBytes, READY.length + 1 + FALSE_REQUEST.length + 1);
+    const droppedBytes = [...LOGS, ...dropped].reduce((n, l) => n + l.length + 1, 0);
     assert.equal(b.stats.droppedBytes, droppedBytes);
-    assert.equal(b.dropped, LOGS.length + OTHERS.length);
+    assert.equal(b.dropped, LOGS.length + dropped.length);
   }
 });
 
@@ -114,8 +124,8 @@ Deno.test("LogGate: an other line that spends the byte budget makes the next one
     clock: { now: () => now, setTimeout: () => 0, clearTimeout: () => {} },
     logger: quiet,
   });
-  const out: Uint8Array[] = [];
-  const gate = new LogGate(b, (bytes) => out.push(bytes.slice()));
+  const { out, forward, claims } = decoderModel([7]);
+  const gate = new LogGate(b, forward, claims);
   const big = '{"jsonrpc":"2.0","method":"$/nope","params":[' + "[{}],".repeat(1000) + "0]}";
   const response = JSON.stringify({ jsonrpc: "2.0", id: 7, result: 1 });
   gate.push(enc.encode(READY + "\n" + big + "\n" + big.slice(0, 9)));
@@ -174,8 +184,8 @@ Deno.test("LogGate cuts an other line longer than the budget holds: the decoder 
       clock,
       logger: quiet,
     });
-    const out: Uint8Array[] = [];
-    const gate = new LogGate(b, (bytes) => out.push(bytes.slice()));
+    const { out, forward, claims } = decoderModel([7]);
+    const gate = new LogGate(b, forward, claims);
     const got = run(gate, input, cuts, out);
     const expected = READY + "\n" + long.slice(0, allowance) + "\n" + response + "\n";
     assert.equal(got.length, expected.length, `cuts ${cuts}`);
@@ -196,11 +206,12 @@ function splitsNear(input: Uint8Array, points: number[], radius: number): number
   return all;
 }
 
-/** A line in the id form of `bytes` bytes (without its newline), nested like the review's. */
+/** A JSON line in the id form of `bytes` bytes (without its newline), nested like the review's. */
 function idLine(head: string, bytes: number): string {
   const start = head + "[";
-  const body = "[{}],".repeat(Math.ceil((bytes - start.length - 3) / 5));
-  return (start + body).slice(0, bytes - 3) + "0]}";
+  const n = Math.floor((bytes - start.length - 4) / 5);
+  const pad = bytes - start.length - 5 * n - 4;
+  return start + "[{}],".repeat(n) + '"' + "x".repeat(pad) + '"]}';
 }
 
 /** A budget that holds 1000 bytes (or none: `spent`), and takes records unless `spent`. */
@@ -218,29 +229,6 @@ function smallBudget(spent: boolean): LogBudget {
 
 const KIB = 1024;
 
-/**
- * `isPending` for `ids` and a `forward` into `out` that, as the decoder does, settles the id the
- * gate last asked about once the line that asked has been forwarded whole (its newline).
- */
-function answering(ids: number[], out: Uint8Array[], asked: number[] = []) {
-  const pending = new Set(ids);
-  let asking: number | undefined;
-  return {
-    isPending(id: number): boolean {
-      asked.push(id);
-      if (pending.has(id)) asking ??= id;
-      return pending.has(id);
-    },
-    forward(bytes: Uint8Array): void {
-      out.push(bytes.slice());
-      if (asking !== undefined && bytes.includes(0x0a)) {
-        pending.delete(asking);
-        asking = undefined;
-      }
-    },
-  };
-}
-
 Deno.test("LogGate passes a response to a pending id whole and uncharged, whatever its size and the chunks", () => {
   const response = idLine('{"jsonrpc":"2.0","id":42,"result":', 1 << 20);
   const error = idLine('{"jsonrpc":"2.0","id":-7,"error":', 100 * KIB);
@@ -251,11 +239,10 @@ Deno.test("LogGate passes a response to a pending id whole and uncharged, whatev
   const asked: number[] = [];
   for (const spent of [true, false]) {
     for (const cuts of splitsNear(input, [r + 20, r + 64 * KIB, e + 20, e + 64 * KIB], 24)) {
-      const out: Uint8Array[] = [];
       const b = smallBudget(spent);
-      const answers = answering([42, -7], out, asked);
-      const gate = new LogGate(b, answers.forward, answers);
-      const got = run(gate, input, cuts, out);
+      const model = decoderModel([42, -7], asked);
+      const gate = new LogGate(b, model.forward, model.claims);
+      const got = run(gate, input, cuts, model.out);
       assert.ok(got === dec.decode(input), `spent ${spent} cuts ${cuts}: ${got.length}`);
       assert.equal(gate.cutLines, 0);
       assert.equal(gate.droppedLines, 0);
@@ -266,36 +253,43 @@ Deno.test("LogGate passes a response to a pending id whole and uncharged, whatev
   assert.deepEqual([...new Set(asked)].sort(), [-7, 42]); // requests are not asked about
 });
 
-Deno.test("LogGate charges, cuts and drops a response to an id not pending, and a request, past 64 KiB", () => {
+Deno.test("LogGate charges, cuts and drops a response to an id not pending, and a request past 64 KiB", () => {
   const heads = [
     '{"jsonrpc":"2.0","id":42,"result":', // not pending
-    '{"jsonrpc":"2.0","id":7,"error":', // pending, but only as a request of the plugin's would be
-    '{"jsonrpc":"2.0","id":7,"method":"nope","params":', // a request
+    '{"jsonrpc":"2.0","id":7,"error":', // not pending (7 is a request of the plugin's, below)
+    '{"jsonrpc":"2.0","id":7,"method":"host/x","params":', // a request, too long to pass free
   ];
   for (const head of heads) {
+    const request = head.includes('"method"');
     const long = idLine(head, 200 * KIB);
     const short = JSON.stringify({ jsonrpc: "2.0", id: 3, method: "host/process.exec" });
     const input = enc.encode([READY, long, short, ""].join("\n"));
     const l = READY.length + 1;
     for (const cuts of splitsNear(input, [l + 20, l + 64 * KIB, l + long.length], 8)) {
-      const isPending = (id: number) => head.includes('"method"') && id === 7;
-      // The budget holds 1000 bytes (spent or not): cut at 64 KiB, the least allowance.
+      // The budget holds 1000 bytes (spent or not). A response not pending is another line: cut
+      // at 64 KiB (the least allowance) while the budget is ready, else dropped. A request passes
+      // up to 64 KiB whatever the budget, is then cut and charged; it failed, so while the budget
+      // is in debt the next request is dropped.
       for (const spent of [true, false]) {
-        const out: Uint8Array[] = [];
         const b = smallBudget(spent);
-        const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), { isPending });
+        const { out, forward, claims } = decoderModel([]);
+        const gate = new LogGate(b, forward, claims);
         const got = run(gate, input, cuts, out);
-        const expected = READY + "\n" + long.slice(0, 64 * KIB) + "\n" + short + "\n";
+        const cut = request || !spent;
+        const expected = READY + "\n" + (cut ? long.slice(0, 64 * KIB) + "\n" : "") +
+          (request ? "" : short + "\n");
         assert.ok(got === expected, `${head} spent ${spent} cuts ${cuts}: ${got.length}`);
-        assert.equal(gate.cutLines, 1);
-        assert.equal(gate.droppedLines, 1);
-        assert.equal(b.stats.passedBytes, READY.length + 1 + 64 * KIB); // short: uncharged
-        assert.equal(b.stats.droppedBytes, long.length + 1 - 64 * KIB);
+        assert.equal(gate.cutLines, cut ? 1 : 0);
+        assert.equal(gate.droppedLines, request ? 2 : 1);
+        assert.equal(b.stats.passedBytes, READY.length + 1 + (cut ? 64 * KIB : 0)); // short: free
+        const droppedBytes = long.length + 1 - (cut ? 64 * KIB : 0) +
+          (request ? short.length + 1 : 0);
+        assert.equal(b.stats.droppedBytes, droppedBytes);
       }
-      // A budget that holds 1 MiB takes it whole, charged.
-      const out: Uint8Array[] = [];
+      // A budget that holds 1 MiB takes it whole, charged; the short request passes free.
       const b = freshBudget();
-      const gate = new LogGate(b, (bytes) => out.push(bytes.slice()), { isPending });
+      const { out, forward, claims } = decoderModel([]);
+      const gate = new LogGate(b, forward, claims);
       assert.ok(run(gate, input, cuts, out) === dec.decode(input), `${head} cuts ${cuts}`);
       assert.equal(gate.cutLines, 0);
       assert.equal(gate.chargedLines, 2);
@@ -304,28 +298,29 @@ Deno.test("LogGate charges, cuts and drops a response to an id not pending, and 
   }
 });
 
-Deno.test("LogGate passes lines in the id form of up to 64 KiB uncharged while the budget is spent", () => {
-  const exact = idLine('{"jsonrpc":"2.0","id":9,"method":"x","params":', 64 * KIB - 1);
-  const over = idLine('{"jsonrpc":"2.0","id":9,"method":"x","params":', 64 * KIB);
+Deno.test("LogGate passes requests the host serves of up to 64 KiB uncharged while the budget is spent, and no late response", () => {
+  const exact = idLine('{"jsonrpc":"2.0","id":9,"method":"host/x","params":', 64 * KIB - 1);
+  const over = idLine('{"jsonrpc":"2.0","id":10,"method":"host/x","params":', 64 * KIB);
   const lines = [
     READY,
     JSON.stringify({ jsonrpc: "2.0", id: 1, method: "host/process.exec", params: { cmd: "x" } }),
-    JSON.stringify({ jsonrpc: "2.0", id: 2, result: "late" }), // an id not pending, short
+    JSON.stringify({ jsonrpc: "2.0", id: 2, result: "late" }), // an id not pending: dropped
     exact, // 64 KiB with its newline
     log(1),
-    over, // one byte more: cut
-    JSON.stringify({ jsonrpc: "2.0", id: 3, method: "host/kv.get", params: {} }),
+    over, // one byte more: cut (and counts as a failed request)
+    JSON.stringify({ jsonrpc: "2.0", id: 3, method: "host/kv.get", params: {} }), // dropped
   ];
   const input = enc.encode(lines.join("\n") + "\n");
   const o = lines.slice(0, 5).join("\n").length + 1;
   for (const cuts of splitsNear(input, [READY.length + 30, o - 1, o + 64 * KIB], 30)) {
-    const out: Uint8Array[] = [];
     const b = budget(true);
-    const gate = new LogGate(b, (bytes) => out.push(bytes.slice()));
-    const expected = [...lines.slice(0, 4), over.slice(0, 64 * KIB), lines[6], ""].join("\n");
+    const { out, forward, claims } = decoderModel([]);
+    const gate = new LogGate(b, forward, claims);
+    const expected = [READY, lines[1], exact, over.slice(0, 64 * KIB), ""].join("\n");
     assert.ok(run(gate, input, cuts, out) === expected, `cuts ${cuts}`);
-    assert.equal(gate.droppedLines, 2); // the $/log line, and the cut one
+    assert.equal(gate.droppedLines, 4); // the late response, the $/log line, the cut one, id 3
     assert.equal(gate.cutLines, 1);
+    assert.equal(gate.falseRequests, 0);
   }
 });
 

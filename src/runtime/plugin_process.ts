@@ -4,10 +4,11 @@ import { escapeControl, LineSplitter } from "./line_splitter.ts";
 import type { LogBudget } from "./log_budget.ts";
 import { PluginLog } from "./plugin_log.ts";
 import { LogGate } from "./log_gate.ts";
+import { chargeFailedRequests, requestClaims } from "./_request_charge.ts";
 import { callError } from "./call_error.ts";
 import { type CallContext, callContext, strictestContext } from "./call_context.ts";
 import { configureOnStart } from "./configure_handshake.ts";
-import { checkReady } from "./_ready_check.ts";
+import { checkReady, hasFeature } from "./_ready_check.ts";
 import { PluginStreams, type StreamCallOptions } from "./plugin_streams.ts";
 import { streamNotSupported } from "./stream_error.ts";
 import {
@@ -57,6 +58,7 @@ export class PluginProcess implements AsyncDisposable {
   readonly #callContexts = new Map<number, CallContext>();
   /** Its streams in flight (`host.stream`). */
   readonly #streams: PluginStreams;
+  #gate: LogGate | undefined;
 
   private constructor(options: PluginProcessOptions) {
     this.#options = options;
@@ -81,7 +83,7 @@ export class PluginProcess implements AsyncDisposable {
       send: (bytes) => this.#writer.write(bytes),
       gatherWrites: true,
       maxLineBytes: options.maxLineBytes,
-      handlers: options.handlers,
+      handlers: chargeFailedRequests(options.handlers, () => this.#gate),
       onNotification: (method, params) => this.#onNotification(method, params),
       onProtocolError: (error) => this.#onProtocolError(error),
     });
@@ -445,7 +447,9 @@ export class PluginProcess implements AsyncDisposable {
       isPending: (id) => peer.isPending(id),
       claimChunk: (id) => streams.claimChunk(id),
       settleChunk: (id, cut) => streams.settleChunk(id, cut),
+      ...requestClaims(peer),
     });
+    this.#gate = gate;
     streams.lineBytes = () => gate.lineBytes;
     let buf = new Uint8Array(PIPE_CHUNK);
     try {
@@ -490,10 +494,4 @@ export class PluginProcess implements AsyncDisposable {
     if (this.#stderrTail.length > STDERR_KEEP) this.#stderrTail.shift();
     this.#plugLog.onStderrLine(raw);
   }
-}
-
-/** Whether `$/ready`'s `features` lists `name`. */
-function hasFeature(params: unknown, name: string): boolean {
-  const features = (params as { features?: unknown } | undefined)?.features;
-  return Array.isArray(features) && features.includes(name);
 }
