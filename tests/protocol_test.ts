@@ -107,6 +107,7 @@ Deno.test("responses with unknown or repeated ids are ignored and the plugin kee
     `import { serve } from "plugsconc/sdk";
 const raw = (o: unknown) => Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(o) + "\\n"));
 serve({
+  transport: "stdio",
   methods: {
     stray() {
       raw({ jsonrpc: "2.0", id: 987654, result: "nobody asked" });
@@ -144,6 +145,7 @@ Deno.test("a plugin that dies in the middle of a line fails the call with Plugin
     "truncated",
     `import { serve } from "plugsconc/sdk";
 serve({
+  transport: "stdio",
   methods: {
     cut() {
       Deno.stdout.writeSync(new TextEncoder().encode('{"jsonrpc":"2.0","id":'));

@@ -113,11 +113,13 @@ Deno.test({
       const environ = (await Deno.readTextFile(`/proc/${pid}/environ`)).split("\0").filter(Boolean);
       const keys = environ.map((kv) => kv.slice(0, kv.indexOf("="))).sort();
       // Besides the compiled env, only the host's permission-audit FIFO (issue 13), which the
-      // plugin cannot read (no --allow-env for it).
+      // plugin cannot read (no --allow-env for it), and the path of its protocol socket.
       assert.deepEqual(
-        keys.filter((k) => k !== "DENO_AUDIT_PERMISSIONS"),
+        keys.filter((k) => k !== "DENO_AUDIT_PERMISSIONS" && k !== "PLUGSCONC_SOCKET"),
         Object.keys(host.sandbox("probe")!.env).sort(),
       );
+      const socket = environ.find((kv) => kv.startsWith("PLUGSCONC_SOCKET="))?.slice(17);
+      assert.match(socket ?? "", /^\/tmp\/plugsconc-[^/]+\/s$/);
       for (const n of names) assert.ok(!keys.includes(n), `${n} reached the plugin`);
       assert.ok(keys.includes("DENO_DIR") && keys.includes("NO_COLOR"), keys.join(" "));
       assert.ok(!keys.includes("HOME") && !keys.includes("PATH"), keys.join(" "));

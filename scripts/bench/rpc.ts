@@ -27,7 +27,7 @@
  *   ours, and each shape gets its ratio against the peer's run of the same round.
  *
  * Usage: `deno run -A scripts/bench/rpc.ts [--peer|--no-peer] [--rounds N]
- * [--permission-audit on|off] [--schema on|off|compare]` (about 20 s on 2 cores, plus about 15 s
+ * [--permission-audit on|off] [--schema on|off|compare] [--transport auto|stdio]` (about 20 s on 2 cores, plus about 15 s
  * per peer round). `--schema on` gives `echo` a params schema; `--schema compare` only runs
  * sequential calls to two bench plugins, with and without it, interleaved
  * (`_rpc_schema.ts`).
@@ -253,11 +253,17 @@ async function main() {
   if (schemaArg !== "on" && schemaArg !== "off" && schemaArg !== "compare") {
     throw new RangeError(`--schema must be on, off or compare, got ${schemaArg}`);
   }
+  const transportAt = args.indexOf("--transport");
+  const transport = transportAt >= 0 ? args[transportAt + 1] : "auto";
+  if (transport !== "auto" && transport !== "stdio") {
+    throw new RangeError(`--transport must be auto or stdio, got ${transport}`);
+  }
   const started = performance.now();
   const machineInfo = { ...(await machine()), loadavg_at_start: loadavg() };
-  await using home = await makeHome(
-    auditArg === undefined ? {} : { security: { permission_audit: auditArg === "on" } },
-  );
+  await using home = await makeHome({
+    defaults: { transport },
+    ...(auditArg === undefined ? {} : { security: { permission_audit: auditArg === "on" } }),
+  });
   await home.addPlugin(BENCH_PLUGIN_SOURCE, schemaArg === "on" ? { manifest: withEchoSchema } : {});
   if (schemaArg === "compare") {
     await addTypedBench(home);
@@ -312,6 +318,7 @@ async function main() {
     benchmark: "plugsconc rpc",
     machine: machineInfo,
     permission_audit: host.config.security.permission_audit,
+    transport: proc.transport,
     echo_params_schema: schemaArg === "on",
     cold_start: cold,
     sequential_100b: {

@@ -41,6 +41,11 @@ export interface PermissionTallyOptions {
    * `maxDenied` (the caller caps the events it writes).
    */
   readonly onDenied?: (entry: UsageEntry) => void;
+  /**
+   * Values whose checks are the host's, not the plugin's, and are not counted: the path of its
+   * protocol socket (`read`, `write`) and `unix:<path>` (`net`).
+   */
+  readonly ignore?: readonly string[];
   /** Clock, for tests. */
   readonly now?: () => number;
 }
@@ -61,6 +66,7 @@ export class PermissionTally {
   readonly #maxDenied: number;
   readonly #rate: number;
   readonly #onDenied: ((entry: UsageEntry) => void) | undefined;
+  readonly #ignore: ReadonlySet<string>;
   readonly #now: () => number;
   #tokens: number;
   #refilled: number;
@@ -85,6 +91,7 @@ export class PermissionTally {
     }
     if (!(this.#rate > 0)) throw new RangeError(`linesPerSecond must be > 0, got ${this.#rate}`);
     this.#onDenied = options.onDenied;
+    this.#ignore = new Set(options.ignore ?? []);
     this.#now = options.now ?? Date.now;
     this.#tokens = this.#rate * 2;
     this.#refilled = this.#now();
@@ -109,7 +116,7 @@ export class PermissionTally {
       return;
     }
     const c = classifyCheck(check, this.#grants);
-    if (c === undefined) return;
+    if (c === undefined || this.#ignore.has(c.value)) return;
     const key = `${c.permission}\0${c.value}`;
     // Classified before the bound: granted and denied pairs are kept apart.
     const entries = c.granted ? this.#granted : this.#denied;

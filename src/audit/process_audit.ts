@@ -3,6 +3,7 @@ import type { MetricsRegistry } from "../metrics/mod.ts";
 import type { CompiledSandbox } from "../sandbox/mod.ts";
 import type { AuditTrail } from "./audit_trail.ts";
 import { isInside } from "../manifest/mod.ts";
+import { SOCKET_ENV } from "../sandbox/socket_grants.ts";
 import type { GrantSet } from "./permission_check.ts";
 import { PermissionAuditPipe } from "./permission_audit_pipe.ts";
 import { PermissionTally, type TallyGaps, type UsageEntry } from "./permission_tally.ts";
@@ -28,6 +29,8 @@ export interface ProcessAuditOptions {
   readonly flushMs?: number;
   /** Denied-attempt audit events per process at most (more are counted, not logged); default 50. */
   readonly maxDeniedEvents?: number;
+  /** The process's protocol socket: its checks are the host's grant, not counted. */
+  readonly socketPath?: string;
 }
 
 /** A plugin process's permission audit: the env to give it, and `close()` at its exit. */
@@ -97,7 +100,10 @@ export async function openProcessAudit(
       log.warning("plugin {plugin}: audit trail write failed: {error}", { plugin, error });
     }
   };
-  const tally = new PermissionTally(grants, { onDenied });
+  const ignore = options.socketPath === undefined
+    ? []
+    : [options.socketPath, `unix:${options.socketPath}`, SOCKET_ENV];
+  const tally = new PermissionTally(grants, { onDenied, ignore });
   const flush = () => {
     const increments = tally.drain();
     for (const e of increments) {

@@ -77,6 +77,11 @@ const LogBudgetSchema = z.strictObject({
   max_record_bytes: z.number().int().min(256).max(16 * 1024 * 1024).default(64 * 1024),
   /** While records are over budget, the dropped count is logged at most this often. */
   report_interval_ms: positiveInt.default(10_000),
+  /**
+   * Bytes per second of the plugin's own requests to host services (their lines on stdout, up
+   * to 64 KiB each) the host reads outside the budget above; bursts of 2 s worth pass.
+   */
+  request_bytes_per_s: positiveInt.default(8 * 1024 * 1024),
 });
 
 const LoggingSchema = z.strictObject({
@@ -207,6 +212,11 @@ const DefaultsSchema = z.strictObject({
   stop_grace_ms: positiveInt.default(3_000),
   memory_mb: z.number().int().min(16).max(65_536).default(256),
   max_line_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  /**
+   * `auto`: each plugin process gets a Unix socket of its own, which the SDK uses for the
+   * protocol (faster than the pipes); `stdio`: stdin and stdout only.
+   */
+  transport: z.enum(["auto", "stdio"]).default("auto"),
   instances: z.number().int().min(1).max(64).default(1),
   balancer: z.enum(["round-robin", "least-in-flight"]).default("round-robin"),
   restart: RestartSchema.prefault({}),

@@ -5,13 +5,21 @@ import type { Config } from "../config/mod.ts";
 import type { PluginDescriptor } from "../manifest/mod.ts";
 import type { Counter, MetricsRegistry } from "../metrics/mod.ts";
 import { CallPipeline, InstanceSet, type PluginPolicy } from "../pipeline/mod.ts";
-import { pluginLogBudget, PluginProcess, PluginSupervisor } from "../runtime/mod.ts";
+import {
+  pluginLogBudget,
+  PluginProcess,
+  PluginSocket,
+  PluginSupervisor,
+  ROOT_CAPS_DROPPED,
+  socketSupported,
+} from "../runtime/mod.ts";
 import {
   checkGrantSymlinks,
   checkModuleGraph,
   type CompiledSandbox,
   compileSandbox,
   throwIfRefused,
+  withSocketGrants,
 } from "../sandbox/mod.ts";
 import type { Running } from "./_entry.ts";
 import type { Emit } from "./_host_listeners.ts";
@@ -102,6 +110,10 @@ export class Launcher {
     const [bin, ...prefix] = runtime.setpriv
       ? [runtime.setpriv, "--pdeathsig", "KILL", "--", runtime.denoBin]
       : [runtime.denoBin];
+    // As root, a plugin with a socket runs without the capabilities that ignore file modes, so
+    // that the socket's read-only folder holds (`PluginSocket`).
+    const rootPrefix = ["--pdeathsig", "KILL", `--bounding-set=${ROOT_CAPS_DROPPED}`, "--"]
+      .concat(runtime.denoBin);
     // The process service's children see the plugin's declared env (nothing of the host's)
     // and, like the plugin, die with the host.
     const childEnv = Object.fromEntries(
@@ -159,6 +171,10 @@ export class Launcher {
             host: this.#ctx.plugins ?? NO_PLUGINS,
             contextOf: (request) => running?.callContext(request),
           });
+          // Its own Unix socket for the protocol (granted that one path), where it can have one.
+          const socket = config.defaults.transport === "auto" && socketSupported(runtime.setpriv)
+            ? await PluginSocket.open()
+            : undefined;
           // Deno reports every permission check to a FIFO outside the plugin's grants.
           const audit = this.#ctx.permissionAudit?.(plugin) === false
             ? undefined
@@ -167,12 +183,19 @@ export class Launcher {
               dirs: [join(config.dirs.data, "permission_audit")],
               trail: this.#ctx.audit,
               metrics,
+              socketPath: socket?.path,
             });
           const started = PluginProcess.start({
             name: plugin.name,
             bin: bin!,
-            args: [...prefix, ...compiled.argv],
-            env: { ...compiled.env, ...audit?.env },
+            args: [
+              ...(socket !== undefined && Deno.uid() === 0 ? rootPrefix : prefix),
+              ...(socket === undefined
+                ? compiled.argv
+                : withSocketGrants(compiled.argv, socket.path)),
+            ],
+            env: { ...compiled.env, ...audit?.env, ...socket?.env },
+            socket,
             cwd: plugin.dir,
             protocolVersion: plugin.manifest.handshake.protocol_version,
             version: plugin.manifest.plugin.version,

@@ -62,11 +62,6 @@ export class ServedRequests {
     return this.#inFlight.size;
   }
 
-  /** Whether a request with this id is being served (its handler has not finished). */
-  has(id: RpcId): boolean {
-    return this.#inFlight.has(id);
-  }
-
   /** Serves `method` with `handler` from now on (arguments already checked). */
   register(method: string, handler: RpcHandler): void {
     this.#handlers.set(method, handler);

@@ -161,9 +161,12 @@ export class JsonRpcPeer implements AsyncDisposable {
     return this.#served.size;
   }
 
-  /** Whether an incoming request with this `id` is being served (its handler runs; reads only). */
-  isServing(id: RpcId): boolean {
-    return this.#served.has(id);
+  /**
+   * Answers an incoming request with a JSON-RPC error without having read it (the host's log
+   * gate refuses a plugin's request line unparsed, knowing only its id).
+   */
+  respondError(id: RpcId, code: number, message: string, data?: unknown): void {
+    this.#served.respondError(id, code, message, data);
   }
 
   /** Messages waiting for an earlier asynchronous `send` to settle. */

@@ -1,4 +1,5 @@
 /** The types of the log gate (`log_gate.ts`): what it asks, and its states. @module */
+import type { RequestBudget } from "./request_budget.ts";
 
 /** What the gate asks about a line start in the SDK's forms (without them, none passes free). */
 export interface LogGateClaims {
@@ -18,18 +19,17 @@ export interface LogGateClaims {
    */
   readonly settleChunk?: (id: number, cut: boolean) => boolean;
   /**
-   * A line begins like a request of the plugin's with this `id` (the SDK's form, `"method"` or
-   * anything but `"result"`/`"error"` after the id): may it pass uncharged? Yes while the host
-   * serves fewer than its bound of the plugin's requests and none with this id (the peer's
-   * `inFlightCount` and `isServing`). Without it, no request passes uncharged.
+   * The plugin's request budget: a line in the SDK's request form (`{"jsonrpc":"2.0","id":<n>,`
+   * then anything but `"result"`/`"error"`) passes while it is ready, and up to 64 KiB of it is
+   * charged to it. Without it, such lines are handled like any other line.
    */
-  readonly claimRequest?: (id: number) => boolean;
+  readonly requests?: RequestBudget;
   /**
-   * The line `claimRequest` let pass has reached the decoder, which parsed it (and started its
-   * handler): is the host now serving a request with this id? A line that is not (not a
-   * request, or one answered at once, such as an unknown method) is charged to the byte budget.
+   * A line in the request form with this id was dropped unparsed (the request budget and the
+   * log budget were both spent): answer it with an error, if the request budget's `refuse` says
+   * so. Default: nothing is answered.
    */
-  readonly settleRequest?: (id: number) => boolean;
+  readonly refuseRequest?: (id: number) => void;
 }
 
 /** What the gate does with the rest of the current line. */
@@ -53,10 +53,12 @@ export type Kind =
   /** In the id form, with a numeric id and `result` or `error` next. */
   | "response"
   /**
-   * In the id form, with a numeric id but no `result` or `error` next (a request), that
-   * `claimRequest` let pass uncharged (up to 64 KiB).
+   * In the id form, with a numeric id but no `result` or `error` next (a request), passing on
+   * the request budget (up to 64 KiB).
    */
   | "request"
+  /** In the request form, but both the request budget and the log budget are spent: dropped. */
+  | "refused"
   /** Anything else. */
   | "other";
 

@@ -5,6 +5,7 @@
  * @module
  */
 import type { LogGateClaims } from "./_log_gate_types.ts";
+import { RequestBudget } from "./request_budget.ts";
 
 const dec = new TextDecoder();
 
@@ -36,15 +37,21 @@ function outcome(line: string): Outcome {
  * forwarded whole; a response to a pending id settles it, a request of a `host/` method starts
  * being served (its handler is asynchronous, so it stays served), anything else changes nothing.
  * Its claims are the host's: `isPending` for `pending` (each id asked about is pushed to
- * `asked`), `claimRequest` while fewer than `maxRequests` are served and none with that id,
- * `settleRequest` whether that id is served now.
+ * `asked`), `requests` (default: a request budget of the defaults, on a clock that stands
+ * still), and `refuseRequest`, which records the ids refused in `refused`.
  */
-export function decoderModel(pending: number[], asked: number[] = [], maxRequests = 128): {
+export function decoderModel(
+  pending: number[],
+  asked: number[] = [],
+  requests = new RequestBudget({ clock: { now: () => 0 } }),
+): {
   readonly out: Uint8Array[];
   readonly forward: (bytes: Uint8Array) => void;
   readonly claims: LogGateClaims;
   readonly serving: Set<number>;
+  readonly refused: number[];
 } {
+  const refused: number[] = [];
   const waiting = new Set(pending);
   const serving = new Set<number>();
   const out: Uint8Array[] = [];
@@ -66,8 +73,8 @@ export function decoderModel(pending: number[], asked: number[] = [], maxRequest
       asked.push(id);
       return waiting.has(id);
     },
-    claimRequest: (id) => serving.size < maxRequests && !serving.has(id),
-    settleRequest: (id) => serving.has(id),
+    requests,
+    refuseRequest: (id) => void refused.push(id),
   };
-  return { out, forward, claims, serving };
+  return { out, forward, claims, serving, refused };
 }

@@ -1,5 +1,6 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import type { MetricsRegistry } from "../metrics/mod.ts";
+import { RequestBudget, type RequestBudgetOptions } from "./request_budget.ts";
 
 /** The `logging.plugin_budget` config section (and, partial, `plugins.<name>.log_budget`). */
 export interface LogBudgetConfig {
@@ -7,6 +8,8 @@ export interface LogBudgetConfig {
   readonly bytes_per_s: number;
   readonly max_record_bytes: number;
   readonly report_interval_ms: number;
+  /** The plugin's request budget ({@link RequestBudget}); optional for older callers. */
+  readonly request_bytes_per_s?: number;
 }
 
 /** Time and timers of a {@link LogBudget}; tests pass a fake one. */
@@ -36,6 +39,8 @@ export interface LogBudgetOptions {
   readonly onDrop?: (records: number, bytes: number) => void;
   /** Default: `performance.now()` and unreferenced real timers. */
   readonly clock?: LogBudgetClock;
+  /** The plugin's {@link RequestBudget} (it shares this clock). Default: its defaults. */
+  readonly requests?: Omit<RequestBudgetOptions, "clock">;
 }
 
 /** Counters of a {@link LogBudget}, since it was made. */
@@ -95,6 +100,8 @@ export class LogBudget implements Disposable {
   readonly plugin: string;
   /** One record's size cap. */
   readonly maxRecordBytes: number;
+  /** What the plugin's own requests to host services may cost to read (the log gate's). */
+  readonly requests: RequestBudget;
   readonly #recordsPerMs: number;
   readonly #bytesPerMs: number;
   readonly #maxRecords: number;
@@ -137,6 +144,7 @@ export class LogBudget implements Disposable {
     this.#bytes = this.#maxBytes;
     this.#clock = options.clock ?? REAL_CLOCK;
     this.#at = this.#clock.now();
+    this.requests = new RequestBudget({ ...options.requests, clock: this.#clock });
     this.#log = options.logger ?? getLogger(["plugsconc", "plugin", plugin]);
     this.#onDrop = options.onDrop;
   }
@@ -158,6 +166,9 @@ export class LogBudget implements Disposable {
       bytesPerS: c.bytes_per_s,
       maxRecordBytes: c.max_record_bytes,
       reportIntervalMs: c.report_interval_ms,
+      ...(c.request_bytes_per_s === undefined
+        ? {}
+        : { requests: { bytesPerS: c.request_bytes_per_s } }),
     });
   }
 

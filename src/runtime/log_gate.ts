@@ -6,8 +6,8 @@ export type { LogGateClaims } from "./_log_gate_types.ts";
 const LF = 0x0a;
 /** The least a line not in the SDK's forms may have before it is cut, whatever the budget holds. */
 const MIN_ALLOWANCE = 64 * 1024;
-/** How long a request of the plugin's that `claimRequest` let pass may be and pass uncharged. */
-export const REQUEST_FREE_BYTES = 64 * 1024;
+/** How much of a request of the plugin's is charged to the request budget (the rest: the log's). */
+const REQUEST_FREE_BYTES = 64 * 1024;
 /** Ends a line cut short, so that the decoder sees (and reports) a line that is not JSON. */
 const NEWLINE = Uint8Array.of(LF);
 
@@ -30,18 +30,17 @@ const PASSED_RESPONSES_SWEEP = 1024;
  * - the same form with `result` or `error` next for an id the host is not waiting for (a late
  *   answer to a request that timed out, or a made-up one): handled as "anything else" below.
  * - the same form with a numeric id but anything else next (a request of the plugin's to a host
- *   service, `,"method":`): passes uncharged if `claimRequest` lets it (the host serves fewer
- *   than its bound of the plugin's requests, and none with this id) and it is at most 64 KiB
- *   long (with its newline), whatever the budget, so that a plugin over its log budget can
- *   still call the host. Once it reached the decoder, `settleRequest` says whether the host now
- *   serves it; a line that started no request (not one, or answered at once, as an unknown
- *   method is) is charged then. A request answered with an error later is charged by
- *   {@linkcode LogGate.requestFailed}, and after that, while the budget is spent, requests are
- *   handled as "anything else". Past 64 KiB a request is handled like the other lines below,
- *   decided when it crosses 64 KiB: charged to the byte budget when it ends and cut past what
- *   the budget holds (at least 64 KiB); while the budget is spent it is cut at 64 KiB. The
- *   decoder gets at most 64 KiB of it then, and reports it as not JSON. A request `claimRequest`
- *   refuses is handled as "anything else".
+ *   service, `,"method":`): passes while the plugin's request budget (`requests`, 8 MiB/s by
+ *   default) is not in debt, whatever the log budget, so that a plugin over its log budget can
+ *   still call the host; up to 64 KiB of it is charged to the request budget when it ends,
+ *   whatever it turned out to be (a line that only looks like a request costs the same). Past
+ *   64 KiB it is handled like the other lines below as well, decided when it crosses 64 KiB:
+ *   charged to the log budget when it ends and cut past what that budget holds (at least
+ *   64 KiB); while the log budget is spent it is cut at 64 KiB (the decoder gets at most 64 KiB
+ *   of it, and reports it as not JSON). While the request budget is in debt, a request line is
+ *   handled as "anything else" below; when the log budget is spent too, it is dropped unparsed
+ *   and `refuseRequest` answers its id with an error (at most as often as the request budget's
+ *   `refuse` allows).
  * - `{"jsonrpc":"2.0","method":"$/chunk","params":{"request":`, a numeric id and a comma (the
  *   SDK's `$/chunk`), for a stream that has an uncharged pass left (`claimChunk`: at most as
  *   many as the credit it was granted): passes uncharged, up to the length `claimChunk` gave
@@ -65,8 +64,7 @@ const PASSED_RESPONSES_SWEEP = 1024;
  * requests too, while it is over its log budget, and its lines longer than what is left of it.
  * One that uses it can make the host parse, without a budget, only one line per request of the
  * host's it waits for, one line per chunk of credit the host granted (each at most the stream's
- * `max_chunk_bytes`), and requests of its own that the host then serves (at most 64 KiB each,
- * and only as many at once as `claimRequest` allows). The check of what a
+ * `max_chunk_bytes`), and request lines of its own as fast as its request budget allows. The check of what a
  * line that passed uncharged turned out to be costs nothing per byte (the decoder parses each
  * line once; the gate asks afterwards). A plugin sending megabyte lines over its budget costs
  * the host a scan for the next newline instead of a string and an object per line. At most {@link MAX_HELD} bytes of a line start
@@ -82,11 +80,6 @@ export class LogGate {
   readonly #passedResponses = new Set<number>();
   /** What the current line passed uncharged as, to be checked once the decoder has it. */
   #claim: { readonly kind: "chunk" | "response" | "request"; readonly id: number } | undefined;
-  /**
-   * A line that passed uncharged as a request started none, or was answered with an error, since
-   * the budget was last ready: while it is spent, requests no longer pass uncharged.
-   */
-  #requestsFailing = false;
   /** At a line start: how many bytes of it were read so far (held, not forwarded yet). */
   readonly #start = new LineStart();
   /** The held bytes that came with earlier chunks (the first `#savedLength` of the line). */
@@ -107,7 +100,6 @@ export class LogGate {
   #droppedOtherLines = 0;
   #chargedLines = 0;
   #falseResponses = 0;
-  #falseRequests = 0;
   /** The length `claimChunk` allowed the current chunk line. */
   #chunkAllowance = Infinity;
 
@@ -158,30 +150,6 @@ export class LogGate {
   /** Lines that passed uncharged as a response and were not it (then charged). */
   get falseResponses(): number {
     return this.#falseResponses;
-  }
-
-  /** Lines that passed uncharged as a request and did not start one (then charged). */
-  get falseRequests(): number {
-    return this.#falseRequests;
-  }
-
-  /**
-   * Whether the line being forwarded passed uncharged as a request of the plugin's (so far): what
-   * a handler the decoder runs for it asks, to tell {@linkcode LogGate.requestFailed} its size.
-   */
-  get passingRequest(): boolean {
-    return this.#claim?.kind === "request" && this.#lineBytes <= this.#free;
-  }
-
-  /**
-   * A request whose line of `bytes` passed uncharged was answered with an error: its bytes are
-   * charged to the byte budget, and while that budget is spent the plugin's requests no longer
-   * pass uncharged (a plugin that floods the host with requests it refuses pays as for logs).
-   */
-  requestFailed(bytes: number): void {
-    this.#chargedLines++;
-    this.#budget.spend(bytes);
-    this.#requestsFailing = true;
   }
 
   /** Feeds a chunk of stdout; forwards what passes, synchronously. */
@@ -269,6 +237,10 @@ export class LogGate {
           this.#allowance = REQUEST_FREE_BYTES;
           this.#late = true;
         }
+      } else if (kind === "refused") {
+        this.#droppedOtherLines++;
+        this.#mode = "drop";
+        this.#claims.refuseRequest?.(this.#start.id);
       } else if (first || this.#budget.ready()) {
         this.#mode = kind === "log" ? "pass" : "charge";
         if (kind !== "log" && !first) {
@@ -331,15 +303,15 @@ export class LogGate {
     return "response";
   }
 
-  /** A line in the request form: passes uncharged if `claimRequest` lets it (see the class). */
+  /** A line in the request form: on the request budget, else the log budget's (see the class). */
   #classifyRequest(id: number): Kind {
-    if (this.#requestsFailing) {
-      if (!this.#budget.ready()) return "other";
-      this.#requestsFailing = false;
+    const requests = this.#claims.requests;
+    if (requests === undefined) return "other";
+    if (requests.ready()) {
+      this.#claim = { kind: "request", id };
+      return "request";
     }
-    if (this.#claims.claimRequest?.(id) !== true) return "other";
-    this.#claim = { kind: "request", id };
-    return "request";
+    return this.#budget.ready() || this.#firstLine ? "other" : "refused";
   }
 
   /**
@@ -352,15 +324,8 @@ export class LogGate {
     this.#claim = undefined;
     if (claim === undefined) return;
     if (claim.kind === "request") {
-      // Cut: charged already, and it started nothing. Longer than what passes uncharged: charged
-      // when it ends. Else it must have started a request the host serves.
-      if (cut) this.#requestsFailing = true;
-      else if (this.#lineBytes <= this.#free && this.#claims.settleRequest?.(claim.id) !== true) {
-        this.#falseRequests++;
-        this.#chargedLines++;
-        this.#budget.spend(this.#lineBytes);
-        this.#requestsFailing = true;
-      }
+      // Up to 64 KiB of it, whatever it turned out to be; past that the log budget pays too.
+      this.#claims.requests!.spend(Math.min(this.#lineBytes, this.#free));
       return;
     }
     if (claim.kind === "chunk") {

@@ -36,7 +36,7 @@ const LINES = [
   '{"jsonrpc":"2.0","id":12345678901234567,"result":1}', // 17 digits: other
   '{"jsonrpc":"2.0","id":-,"result":1}', // no digits: other
   '{"jsonrpc":"2.0","id":5}', // no comma after the id: other
-  '{"jsonrpc":"2.0","id":-6,"resul', // the request form, not one: passes, then charged
+  '{"jsonrpc":"2.0","id":-6,"resul', // the request form, not one: passes on the request budget
   '{"jsonrpc":"2.0","id":1234567890123456,"error":{}}', // 16 digits, not pending: other
   '{"jsonrpc":"2.0","i', // the id prefix, cut short: other
   '{"id":2,"jsonrpc":"2.0","result":1}', // a response in another key order: other
@@ -47,9 +47,9 @@ const LINES = [
 const INPUT = enc.encode(LINES.join("\n") + "\n" + log(4, 50)); // the last line is unfinished
 /** The ids of LINES' responses the host waits for. */
 const PENDING = [1, 3];
-/** LINES that pass uncharged: the responses to pending ids and the request the host serves. */
-const FREE = [LINES[2], LINES[8], LINES[19]];
-/** The line in the request form that is none: passes while no request failed, then charged. */
+/** LINES not charged to the log budget: responses to pending ids, and lines in the request form. */
+const FREE = [LINES[2], LINES[8], LINES[14], LINES[19]];
+/** A line in the request form that is none: charged to the request budget all the same. */
 const FALSE_REQUEST = LINES[14]!;
 const isOther = (l: string) => !l.startsWith(LOG_PREFIX) && !FREE.includes(l);
 const OTHERS = LINES.slice(1).filter(isOther);
@@ -86,7 +86,8 @@ Deno.test("LogGate forwards everything, unchanged, while the budget takes record
     const got = run(gate, INPUT, [cut, Math.min(INPUT.length, cut + 7)], model.out);
     assert.equal(got, dec.decode(INPUT));
     assert.equal(gate.droppedLines, 0);
-    assert.equal(gate.falseRequests, 1);
+    const requestBytes = LINES[8]!.length + 1 + FALSE_REQUEST.length + 1;
+    assert.equal(model.claims.requests!.stats.passedBytes, requestBytes);
     // `$/ready` and the other lines, charged with their length and newline; nothing else.
     assert.equal(gate.chargedLines, OTHERS.length + 1);
     const charged = [READY, ...OTHERS].reduce((n, l) => n + l.length + 1, 0);
@@ -95,9 +96,8 @@ Deno.test("LogGate forwards everything, unchanged, while the budget takes record
 });
 
 Deno.test("LogGate, budget spent: drops $/log and other lines whole, passes SDK responses and served requests and the first line, whatever the chunks", () => {
-  const kept = LINES.filter((l, i) => i === 0 || FREE.includes(l) || l === FALSE_REQUEST)
-    .map((l) => l + "\n").join("");
-  const dropped = OTHERS.filter((l) => l !== FALSE_REQUEST);
+  const kept = LINES.filter((l, i) => i === 0 || FREE.includes(l)).map((l) => l + "\n").join("");
+  const dropped = OTHERS;
   for (const cuts of splits(INPUT)) {
     const b = budget(true);
     const model = decoderModel(PENDING);
@@ -106,8 +106,7 @@ Deno.test("LogGate, budget spent: drops $/log and other lines whole, passes SDK 
     // The last $/log line is unfinished: still being dropped.
     assert.equal(gate.droppedLines, LOGS.length + dropped.length);
     assert.equal(gate.droppedOtherLines, dropped.length);
-    assert.equal(gate.falseRequests, 1);
-    assert.equal(b.stats.passedBytes, READY.length + 1 + FALSE_REQUEST.length + 1);
+    assert.equal(b.stats.passedBytes, READY.length + 1);
     const droppedBytes = [...LOGS, ...dropped].reduce((n, l) => n + l.length + 1, 0);
     assert.equal(b.stats.droppedBytes, droppedBytes);
     assert.equal(b.dropped, LOGS.length + dropped.length);
@@ -268,23 +267,23 @@ Deno.test("LogGate charges, cuts and drops a response to an id not pending, and 
     for (const cuts of splitsNear(input, [l + 20, l + 64 * KIB, l + long.length], 8)) {
       // The budget holds 1000 bytes (spent or not). A response not pending is another line: cut
       // at 64 KiB (the least allowance) while the budget is ready, else dropped. A request passes
-      // up to 64 KiB whatever the budget, is then cut and charged; it failed, so while the budget
-      // is in debt the next request is dropped.
+      // on the request budget up to 64 KiB whatever the log budget, and is then cut and charged
+      // to both; the next (short) request passes on the request budget.
       for (const spent of [true, false]) {
         const b = smallBudget(spent);
         const { out, forward, claims } = decoderModel([]);
         const gate = new LogGate(b, forward, claims);
         const got = run(gate, input, cuts, out);
         const cut = request || !spent;
-        const expected = READY + "\n" + (cut ? long.slice(0, 64 * KIB) + "\n" : "") +
-          (request ? "" : short + "\n");
+        const expected = READY + "\n" + (cut ? long.slice(0, 64 * KIB) + "\n" : "") + short +
+          "\n";
         assert.ok(got === expected, `${head} spent ${spent} cuts ${cuts}: ${got.length}`);
         assert.equal(gate.cutLines, cut ? 1 : 0);
-        assert.equal(gate.droppedLines, request ? 2 : 1);
+        assert.equal(gate.droppedLines, 1);
         assert.equal(b.stats.passedBytes, READY.length + 1 + (cut ? 64 * KIB : 0)); // short: free
-        const droppedBytes = long.length + 1 - (cut ? 64 * KIB : 0) +
-          (request ? short.length + 1 : 0);
-        assert.equal(b.stats.droppedBytes, droppedBytes);
+        assert.equal(b.stats.droppedBytes, long.length + 1 - (cut ? 64 * KIB : 0));
+        const requestBytes = (request ? 64 * KIB : 0) + short.length + 1;
+        assert.equal(claims.requests!.stats.passedBytes, requestBytes);
       }
       // A budget that holds 1 MiB takes it whole, charged; the short request passes free.
       const b = freshBudget();
@@ -298,7 +297,7 @@ Deno.test("LogGate charges, cuts and drops a response to an id not pending, and 
   }
 });
 
-Deno.test("LogGate passes requests the host serves of up to 64 KiB uncharged while the budget is spent, and no late response", () => {
+Deno.test("LogGate passes requests on the request budget while the log budget is spent, and no late response", () => {
   const exact = idLine('{"jsonrpc":"2.0","id":9,"method":"host/x","params":', 64 * KIB - 1);
   const over = idLine('{"jsonrpc":"2.0","id":10,"method":"host/x","params":', 64 * KIB);
   const lines = [
@@ -307,8 +306,8 @@ Deno.test("LogGate passes requests the host serves of up to 64 KiB uncharged whi
     JSON.stringify({ jsonrpc: "2.0", id: 2, result: "late" }), // an id not pending: dropped
     exact, // 64 KiB with its newline
     log(1),
-    over, // one byte more: cut (and counts as a failed request)
-    JSON.stringify({ jsonrpc: "2.0", id: 3, method: "host/kv.get", params: {} }), // dropped
+    over, // one byte more: cut
+    JSON.stringify({ jsonrpc: "2.0", id: 3, method: "host/kv.get", params: {} }),
   ];
   const input = enc.encode(lines.join("\n") + "\n");
   const o = lines.slice(0, 5).join("\n").length + 1;
@@ -316,11 +315,10 @@ Deno.test("LogGate passes requests the host serves of up to 64 KiB uncharged whi
     const b = budget(true);
     const { out, forward, claims } = decoderModel([]);
     const gate = new LogGate(b, forward, claims);
-    const expected = [READY, lines[1], exact, over.slice(0, 64 * KIB), ""].join("\n");
+    const expected = [READY, lines[1], exact, over.slice(0, 64 * KIB), lines[6], ""].join("\n");
     assert.ok(run(gate, input, cuts, out) === expected, `cuts ${cuts}`);
-    assert.equal(gate.droppedLines, 4); // the late response, the $/log line, the cut one, id 3
+    assert.equal(gate.droppedLines, 3); // the late response, the $/log line, the cut one
     assert.equal(gate.cutLines, 1);
-    assert.equal(gate.falseRequests, 0);
   }
 });
 

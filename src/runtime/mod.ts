@@ -17,6 +17,13 @@ export {
   pluginLogBudget,
 } from "./log_budget.ts";
 export { PluginLog, type PluginLogOptions } from "./plugin_log.ts";
+export {
+  PluginSocket,
+  ROOT_CAPS_DROPPED,
+  socketSupported,
+  TRANSPORT_UNIX,
+} from "./plugin_socket.ts";
+export { RequestBudget, type RequestBudgetOptions } from "./request_budget.ts";
 export { type CappedRecord, capRecord, jsonLength } from "./record_cap.ts";
 export {
   HandshakeError,

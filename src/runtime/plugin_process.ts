@@ -3,12 +3,18 @@ import { FRAMING_LP1, JsonRpcPeer, type RpcError } from "../rpc/mod.ts";
 import { escapeControl, LineSplitter } from "./line_splitter.ts";
 import type { LogBudget } from "./log_budget.ts";
 import { PluginLog } from "./plugin_log.ts";
-import { LogGate } from "./log_gate.ts";
-import { chargeFailedRequests, requestClaims } from "./_request_charge.ts";
 import { callError } from "./call_error.ts";
 import { type CallContext, callContext, strictestContext } from "./call_context.ts";
 import { configureOnStart } from "./configure_handshake.ts";
 import { checkReady, hasFeature } from "./_ready_check.ts";
+import {
+  PIPE_CHUNK,
+  protocolGate,
+  pumpConn,
+  type Sink,
+  textSink,
+  writeAll,
+} from "./_protocol_input.ts";
 import { PluginStreams, type StreamCallOptions } from "./plugin_streams.ts";
 import { streamNotSupported } from "./stream_error.ts";
 import {
@@ -23,8 +29,6 @@ export type { ExitInfo, PluginProcessOptions, ReadyInfo } from "./plugin_process
 import type { ExitInfo, PluginProcessOptions, ReadyInfo } from "./plugin_process_options.ts";
 
 const STDERR_KEEP = 20;
-/** Bytes read from a plugin's stdout or stderr at once (into a buffer reused for each read). */
-const PIPE_CHUNK = 64 * 1024;
 
 function timeout(ms: number): { promise: Promise<"timeout">; clear(): void } {
   const { promise, resolve } = Promise.withResolvers<"timeout">();
@@ -58,7 +62,11 @@ export class PluginProcess implements AsyncDisposable {
   readonly #callContexts = new Map<number, CallContext>();
   /** Its streams in flight (`host.stream`). */
   readonly #streams: PluginStreams;
-  #gate: LogGate | undefined;
+  /** Where the peer's messages go: stdin, or the socket once the plugin connected. */
+  #send: (bytes: Uint8Array) => Promise<void> = (bytes) => this.#writer.write(bytes);
+  /** What reads stdout: the protocol's gate, or (after the switch to the socket) the text sink. */
+  #stdoutSink: Sink | undefined;
+  #transport: "stdio" | "unix" = "stdio";
 
   private constructor(options: PluginProcessOptions) {
     this.#options = options;
@@ -80,10 +88,10 @@ export class PluginProcess implements AsyncDisposable {
     }).spawn();
     this.#writer = this.#child.stdin.getWriter();
     this.#peer = new JsonRpcPeer({
-      send: (bytes) => this.#writer.write(bytes),
+      send: (bytes) => this.#send(bytes),
       gatherWrites: true,
       maxLineBytes: options.maxLineBytes,
-      handlers: chargeFailedRequests(options.handlers, () => this.#gate),
+      handlers: options.handlers,
       onNotification: (method, params) => this.#onNotification(method, params),
       onProtocolError: (error) => this.#onProtocolError(error),
     });
@@ -94,10 +102,13 @@ export class PluginProcess implements AsyncDisposable {
     );
     const stderrDone = this.#pumpStderr();
     const stdoutDone = this.#pumpStdout();
+    const socketDone = this.#linkSocket();
     this.#exited = this.#child.status.then(async (status) => {
+      // A socket it never connected to has nothing to drain.
+      if (this.#transport === "stdio") void options.socket?.close();
       // Give the pipes a moment to drain so the last stderr lines are in the error.
       const t = timeout(500);
-      await Promise.race([Promise.all([stderrDone, stdoutDone]), t.promise]);
+      await Promise.race([Promise.all([stderrDone, stdoutDone, socketDone]), t.promise]);
       t.clear();
       const exit: ExitInfo = {
         code: status.signal === null ? status.code : null,
@@ -118,6 +129,8 @@ export class PluginProcess implements AsyncDisposable {
             })),
       );
       this.#writer.close().catch(() => {});
+      // Its folder goes meanwhile: the supervisor must learn of the exit at once.
+      const socketClosed = options.socket?.close();
       // Drops not reported yet are reported now, while the host's logging is still up.
       this.#plugLog.budget.flush();
       try {
@@ -128,6 +141,7 @@ export class PluginProcess implements AsyncDisposable {
           error,
         });
       }
+      await socketClosed;
       return exit;
     });
   }
@@ -142,6 +156,7 @@ export class PluginProcess implements AsyncDisposable {
     try {
       proc = new PluginProcess(options);
     } catch (cause) {
+      await options.socket?.close();
       throw new HandshakeError(options.name, `cannot spawn ${options.bin}: ${String(cause)}`, [], {
         cause,
       });
@@ -212,6 +227,11 @@ export class PluginProcess implements AsyncDisposable {
   /** Whether the host sends it length-prefixed frames (its `$/ready` listed `lp1`). */
   get framed(): boolean {
     return this.#peer.framed;
+  }
+
+  /** What the protocol runs over: the stdio pipes, or the plugin's Unix socket. */
+  get transport(): "stdio" | "unix" {
+    return this.#transport;
   }
 
   /** Non-protocol lines the plugin wrote to stdout (logged, not fatal). */
@@ -396,6 +416,8 @@ export class PluginProcess implements AsyncDisposable {
       const framing = (params as { framing?: unknown } | undefined)?.framing;
       if (cb && Array.isArray(framing) && framing.includes(FRAMING_LP1)) this.#peer.useFrames();
       if (cb) this.#streams.enabled = hasFeature(params, "stream");
+      // It came over stdout: the plugin keeps the pipes, and the socket it was offered goes.
+      if (cb && this.#transport === "stdio") void this.#options.socket?.close();
       cb?.(params ?? {});
       return;
     }
@@ -441,30 +463,39 @@ export class PluginProcess implements AsyncDisposable {
     // Into one reused buffer (the decoder copies what it keeps): a plugin writing at pipe speed
     // must not make the host allocate a new chunk per read and wait for the GC to free it.
     const reader = this.#child.stdout.getReader({ mode: "byob" });
-    const peer = this.#peer;
-    const streams = this.#streams;
-    const gate = new LogGate(this.#plugLog.budget, (bytes) => peer.receive(bytes), {
-      isPending: (id) => peer.isPending(id),
-      claimChunk: (id) => streams.claimChunk(id),
-      settleChunk: (id, cut) => streams.settleChunk(id, cut),
-      ...requestClaims(peer),
-    });
-    this.#gate = gate;
-    streams.lineBytes = () => gate.lineBytes;
+    this.#stdoutSink ??= protocolGate(this.#options.name, this.#peer, this.#streams, this.#plugLog);
     let buf = new Uint8Array(PIPE_CHUNK);
     try {
       for (;;) {
         const { value, done } = await reader.read(buf);
         if (done) return;
-        gate.push(value);
+        this.#stdoutSink.push(value);
         buf = new Uint8Array(value.buffer);
       }
     } catch {
       /* the process is gone */
     } finally {
-      gate.end(); // a line start it held back reaches the decoder (reported as truncated)
+      // A line start the gate held back reaches the decoder (reported as truncated).
+      this.#stdoutSink.end();
       reader.releaseLock();
     }
+  }
+
+  /**
+   * Once the plugin connects to its socket (`options.socket`), the protocol runs over it: the
+   * peer writes there, and reads what comes through a gate of its own; stdout is text from then
+   * on. `$/ready` comes over the socket, so nothing the protocol needs was on stdout.
+   */
+  async #linkSocket(): Promise<void> {
+    const conn = await this.#options.socket?.accept();
+    if (conn === undefined || this.#exit !== undefined) return;
+    this.#transport = "unix";
+    this.#send = (bytes) => writeAll(conn, bytes);
+    this.#stdoutSink = textSink(this.#plugLog);
+    await pumpConn(
+      conn,
+      protocolGate(this.#options.name, this.#peer, this.#streams, this.#plugLog),
+    );
   }
 
   async #pumpStderr(): Promise<void> {

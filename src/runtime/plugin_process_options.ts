@@ -1,5 +1,6 @@
 import type { RpcHandler } from "../rpc/mod.ts";
 import type { LogBudget } from "./log_budget.ts";
+import type { PluginSocket } from "./plugin_socket.ts";
 
 /** How to start one plugin process. */
 export interface PluginProcessOptions {
@@ -23,6 +24,12 @@ export interface PluginProcessOptions {
   readonly maxLineBytes: number;
   /** Grace period of each stop step. */
   readonly stopGraceMs: number;
+  /**
+   * The plugin's Unix socket (its path in `env`, its grants in `args`): when the plugin
+   * connects, the protocol runs over it instead of stdin/stdout. Closed (and its folder removed)
+   * when the process exits. Default: stdio only.
+   */
+  readonly socket?: PluginSocket;
   /** Host services the plugin may call (`host/...`). */
   readonly handlers?: Readonly<Record<string, RpcHandler>>;
   /**

@@ -35,6 +35,7 @@ export {
   swappableBy,
 } from "./command_identity.ts";
 export { assertSafeArgv, BASE_FLAGS, compileSandbox } from "./compile_sandbox.ts";
+export { withSocketGrants } from "./socket_grants.ts";
 export { explainSandbox } from "./explain.ts";
 export {
   checkModuleGraph,

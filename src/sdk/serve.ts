@@ -1,7 +1,7 @@
 import { FRAMING_LP1, JsonRpcPeer, type RpcHandlerContext, type RpcId } from "../rpc/mod.ts";
 import { DEFAULT_HANDSHAKE, PROTOCOL_VERSION } from "./handshake.ts";
 import { type HostClient, makeHostClient } from "./host_client.ts";
-import { StdoutWriter } from "./_stdout_writer.ts";
+import { type Channel, openChannel } from "./_channel.ts";
 import { type Progress, StreamSender } from "./_stream_sender.ts";
 export type { Progress } from "./_stream_sender.ts";
 import { Configuration } from "./_configure.ts";
@@ -70,6 +70,12 @@ export interface ServeOptions {
   handshake?: { magic_cookie_key?: string; magic_cookie_value?: string };
   /** Routes `console.*` to the host's logs (stdout belongs to the protocol). Default `true`. */
   captureConsole?: boolean;
+  /**
+   * `auto`: the protocol runs over the Unix socket the host offers (`PLUGSCONC_SOCKET`), else
+   * over stdin/stdout; `stdio`: always stdin/stdout (what the plugin writes to stdout is then
+   * protocol, as before sockets existed). Default `auto`.
+   */
+  transport?: "auto" | "stdio";
 }
 
 const encoder = new TextEncoder();
@@ -135,17 +141,24 @@ export function serve(options: ServeOptions): Promise<void> {
       throw new RangeError(`method name ${JSON.stringify(name)} is reserved`);
     }
   }
-  // `acceptFrames`: the host may send length-prefixed frames once it has read `$/ready`, which
-  // says so (`framing`); what the SDK writes stays NDJSON, which the host's log gate reads.
-  const stdout = new StdoutWriter((bytes) => Deno.stdout.writeSync(bytes));
+  return openChannel(options.transport ?? "auto").then((channel) =>
+    run(options, methodNames, channel)
+  );
+}
+
+/** Serves `options` over `channel` (see {@linkcode serve}). */
+function run(options: ServeOptions, methodNames: string[], channel: Channel): Promise<void> {
   // Whatever way the plugin exits, what the last tick wrote goes out first.
   globalThis.addEventListener("unload", () => {
     try {
-      stdout.flush();
+      channel.flushSync();
     } catch { /* the host is gone */ }
   });
+  // `acceptFrames`: the host may send length-prefixed frames once it has read `$/ready`, which
+  // says so (`framing`); what the SDK writes stays NDJSON, which the host's log gate reads.
   const peer = new JsonRpcPeer({
-    send: stdout.send,
+    send: channel.send,
+    gatherWrites: channel.gather,
     maxLineBytes: 64 * 1024 * 1024,
     acceptFrames: true,
     onNotification: (method, params) => void streams.onNotification(method, params),
@@ -268,7 +281,7 @@ export function serve(options: ServeOptions): Promise<void> {
   peer.handle("$/shutdown", () => {
     shutdown.abort(new Error("the plugin is shutting down"));
     // Exit once the response (written at the end of this tick) is out.
-    setTimeout(() => Deno.exit(0), 0);
+    setTimeout(() => void channel.flush().finally(() => Deno.exit(0)), 0);
     return { ok: true };
   });
 
@@ -279,9 +292,11 @@ export function serve(options: ServeOptions): Promise<void> {
     methods: methodNames,
     framing: [FRAMING_LP1],
     features: ["stream", "configure"],
+    ...(channel.transport === undefined ? {} : { transport: channel.transport }),
   });
-  return readLoop(peer).then(() => {
-    peer.close(new Error("stdin closed"));
+  return channel.read(peer).then(async () => {
+    peer.close(new Error("the host closed the connection"));
+    await channel.flush();
     Deno.exit(0); // the unload listener writes what is pending
   });
 }
@@ -292,15 +307,4 @@ function withErrorName(e: unknown): never {
     Object.assign(e, { data: { name: e.name } });
   }
   throw e;
-}
-
-async function readLoop(peer: JsonRpcPeer): Promise<void> {
-  // Async reads into one reused buffer: no stream machinery per chunk, and the event loop
-  // stays free for handlers and timers (a blocking readSync would stall them).
-  const buf = new Uint8Array(256 * 1024);
-  for (;;) {
-    const n = await Deno.stdin.read(buf);
-    if (n === null) return;
-    peer.receive(buf.subarray(0, n));
-  }
 }
